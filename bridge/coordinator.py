@@ -1,0 +1,324 @@
+"""The bridge's coordination layer: shard sync, lease renew/take/steal, checkpoints, release.
+
+A lease this worker lost (refused write, seen owned by another, or unrenewed for
+``lease_duration_s`` by our clock) is dropped at once and never checkpointed again. No loop
+here: the worker loop calls :meth:`LeaseCoordinator.tick`, which does what the clock says is due.
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+import time
+from collections.abc import Callable, Sequence
+from typing import Protocol
+
+from bridge import leases as lm
+from bridge import lineage
+from bridge.leases import (
+    SHARD_END,
+    TRIM_HORIZON,
+    Lease,
+    LeaseTableUnavailable,
+    Sighting,
+)
+from bridge.settings import BridgeSettings, ConfigError, StartPosition
+from bridge.shards import Shard, StreamInfo, StreamUnavailable, check_view_type
+
+log = logging.getLogger(__name__)
+
+
+class LeaseStore(Protocol):
+    def ensure_table(self) -> None:
+        """Create the lease table if missing and wait until it is ACTIVE."""
+
+    def leases(self) -> list[Lease]:
+        """Every lease in the table (strongly consistent)."""
+
+    def create(self, lease: Lease) -> bool:
+        """Write a new lease; False if one with its key exists."""
+
+    def replace(self, old: Lease, new: Lease) -> bool:
+        """Write ``new`` if the row still has ``old``'s counter and owner; else False."""
+
+    def delete(self, lease: Lease) -> bool:
+        """Delete a lease if its row still has the lease's counter; else False."""
+
+
+class ShardDiscovery(Protocol):
+    def describe_table(self, table: str) -> StreamInfo: ...
+
+    def shards(self, stream_arn: str) -> list[Shard]:
+        """Every shard of the stream (all DescribeStream pages)."""
+
+    def child_shards(self, stream_arn: str, parent_shard_id: str) -> list[Shard]:
+        """The children of a closed shard (possibly none yet)."""
+
+
+def timing_problem(settings: BridgeSettings) -> str | None:
+    """Why the lease timings cannot work, or None."""
+    if settings.lease_renew_interval_s * 2 > settings.lease_duration_s:
+        return (
+            f"bridge.lease_renew_interval_s ({settings.lease_renew_interval_s}) must be at most "
+            f"half of bridge.lease_duration_s ({settings.lease_duration_s}), or healthy "
+            "workers' leases look expired to others; KCL uses a third"
+        )
+    return None
+
+
+class LeaseCoordinator:
+    def __init__(
+        self,
+        store: LeaseStore,
+        discovery: ShardDiscovery,
+        *,
+        worker_id: str,
+        tables: Sequence[str],
+        settings: BridgeSettings,
+        clock: Callable[[], float] = time.monotonic,
+        rng: random.Random | None = None,
+    ) -> None:
+        if problem := timing_problem(settings):
+            raise ConfigError(problem)
+        if not tables:
+            raise ConfigError("bridge.tables is empty: list at least one DynamoDB table")
+        self._store = store
+        self._discovery = discovery
+        self._worker_id = worker_id
+        self._tables = list(tables)
+        self._settings = settings
+        self._clock = clock
+        self._rng = rng or random.Random()
+        self._streams: dict[str, StreamInfo] = {}  # by stream ARN
+        self._leases: dict[str, Lease] = {}  # every lease of our streams, by key
+        self._present: dict[str, frozenset[str]] = {}  # stream ARN -> shard ids last listed
+        self._held: dict[str, float] = {}  # lease key -> our clock at the last accepted write
+        self._seen: dict[str, Sighting] = {}
+        self._lost: set[str] = set()
+        self._next_sync = self._next_renew = self._next_take = 0.0
+
+    # -- lifecycle ----------------------------------------------------------------------
+
+    def start(self) -> list[StreamInfo]:
+        infos = []
+        for table in self._tables:
+            info = self._discovery.describe_table(table)
+            check_view_type(info, require_images=self._settings.require_images)
+            infos.append(info)
+        self._streams = {info.stream_arn: info for info in infos}
+        self._store.ensure_table()
+        now = self._clock()
+        self._refresh(now)
+        self._sync(now)
+        self._next_sync = now + self._settings.shard_sync_interval_s
+        self._next_renew = now + self._settings.lease_renew_interval_s
+        self._next_take = now
+        return infos
+
+    def tick(self) -> None:
+        now = self._clock()
+        if now >= self._next_renew:
+            self._renew(now)
+            self._next_renew = now + self._settings.lease_renew_interval_s
+        sync_due, take_due = now >= self._next_sync, now >= self._next_take
+        if not (sync_due or take_due):
+            return
+        try:
+            self._refresh(now)
+        except LeaseTableUnavailable as exc:
+            log.warning("lease table unavailable, retrying next take interval: %s", exc)
+            self._next_take = now + self._settings.lease_take_interval_s
+            return
+        if sync_due:
+            self._sync(now)
+            self._next_sync = now + self._settings.shard_sync_interval_s
+        if take_due:
+            self._take(now)
+            self._next_take = self._next_take_at(now)
+
+    def release_all(self) -> None:
+        for key in sorted(self._held):
+            lease = self._leases[key]
+            try:
+                if self._store.replace(lease, lm.released(lease)):
+                    self._leases[key] = lm.released(lease)
+                    log.info("released lease %s", key)
+            except LeaseTableUnavailable as exc:
+                log.warning("could not release lease %s (it will expire instead): %s", key, exc)
+        self._held.clear()
+
+    # -- queries ------------------------------------------------------------------------
+
+    def readable(self) -> list[Lease]:
+        now = self._clock()
+        fresh = [
+            self._leases[key]
+            for key, written_at in self._held.items()
+            if now - written_at < self._settings.lease_duration_s
+        ]
+        return lineage.readable(fresh, self._leases, self._present)
+
+    def lost(self) -> set[str]:
+        lost, self._lost = self._lost, set()
+        return lost
+
+    def leases(self) -> list[Lease]:
+        return sorted(self._leases.values(), key=lambda lease: (lease.table, lease.shard_id))
+
+    # -- writes on behalf of the reader -------------------------------------------------
+
+    def checkpoint(self, lease_key: str, sequence_number: str, last_version: int) -> bool:
+        return self._advance(lease_key, sequence_number, last_version)
+
+    def shard_end(self, lease_key: str, last_version: int) -> bool:
+        if not self._advance(lease_key, SHARD_END, last_version):
+            return False
+        self._held.pop(lease_key, None)  # finished: nothing left to renew or read
+        lease = self._leases[lease_key]
+        try:
+            self._adopt_children(
+                lease, self._discovery.child_shards(lease.stream_arn, lease.shard_id)
+            )
+        except (StreamUnavailable, LeaseTableUnavailable) as exc:
+            # SHARD_END is written; the next shard sync creates the children instead.
+            log.warning("children of %s not leased yet, next sync retries: %s", lease_key, exc)
+        return True
+
+    def record_gap(self, lease_key: str, gap: str) -> bool:
+        if lease_key not in self._held:
+            return False
+        return self._write_held(lease_key, lm.with_gap(self._leases[lease_key], gap))
+
+    # -- internals ----------------------------------------------------------------------
+
+    def _advance(self, lease_key: str, checkpoint: str, last_version: int) -> bool:
+        if lease_key not in self._held:
+            return False
+        lease = self._leases[lease_key]
+        return self._write_held(lease_key, lm.checkpointed(lease, checkpoint, last_version))
+
+    def _write_held(self, lease_key: str, new: Lease) -> bool:
+        """Conditional write of a held lease; a refusal means it was lost."""
+        if not self._store.replace(self._leases[lease_key], new):
+            self._lose(lease_key, "conditional write refused")
+            return False
+        self._leases[lease_key] = new
+        self._held[lease_key] = self._clock()
+        return True
+
+    def _lose(self, lease_key: str, why: str) -> None:
+        if self._held.pop(lease_key, None) is not None:
+            self._lost.add(lease_key)
+            log.warning("lost lease %s: %s", lease_key, why)
+
+    def _refresh(self, now: float) -> None:
+        """Re-read the lease table; a held lease now owned by another (or moved) is lost."""
+        rows = {lease.lease_key: lease for lease in self._store.leases()}
+        ours = {key: lease for key, lease in rows.items() if lease.stream_arn in self._streams}
+        for key in list(self._held):
+            row = ours.get(key)
+            mine = self._leases[key]
+            if row is None or row.owner != self._worker_id or row.counter != mine.counter:
+                self._lose(key, "the lease table shows another owner or a newer write")
+        self._leases = ours
+        self._seen = lm.sightings(self._seen, ours.values(), now)
+
+    def _renew(self, now: float) -> None:
+        for key in sorted(self._held):
+            lease = self._leases[key]
+            try:
+                self._write_held(key, lm.renewed(lease))
+            except LeaseTableUnavailable as exc:
+                if now - self._held[key] >= self._settings.lease_duration_s:
+                    self._lose(key, f"not renewed for lease_duration_s ({exc})")
+                else:
+                    log.warning("renew of %s failed, retrying: %s", key, exc)
+
+    def _sync(self, now: float) -> None:
+        start_latest = self._settings.start_position == StartPosition.LATEST
+        for arn, info in self._streams.items():
+            try:
+                shards = self._discovery.shards(arn)
+            except StreamUnavailable as exc:
+                log.warning("shard sync of table %s failed, retrying later: %s", info.table, exc)
+                continue
+            self._present[arn] = frozenset(shard.shard_id for shard in shards)
+            existing = [lease for lease in self._leases.values() if lease.stream_arn == arn]
+            for lease in lineage.new_leases(info, shards, existing, start_latest=start_latest):
+                self._create(lease, now)
+        for lease in lineage.deletable(self._leases.values(), self._present):
+            try:
+                if self._store.delete(lease):
+                    del self._leases[lease.lease_key]
+                    log.info("deleted finished lease %s (shard left the stream)", lease.lease_key)
+            except LeaseTableUnavailable as exc:
+                log.warning("could not delete lease %s: %s", lease.lease_key, exc)
+
+    def _create(self, lease: Lease, now: float) -> bool:
+        try:
+            created = self._store.create(lease)
+        except LeaseTableUnavailable as exc:
+            log.warning("could not create lease %s, next sync retries: %s", lease.lease_key, exc)
+            return False
+        if created:
+            self._leases[lease.lease_key] = lease
+            self._seen[lease.lease_key] = Sighting(lease.counter, now)
+            if lease.owner == self._worker_id:
+                self._held[lease.lease_key] = now
+            log.info("created lease %s at %s", lease.lease_key, lease.checkpoint)
+        return created
+
+    def _adopt_children(self, parent: Lease, found: Sequence[Shard]) -> None:
+        """Lease the children of a finished shard to ourselves: no reassignment gap."""
+        now = self._clock()
+        info = self._streams[parent.stream_arn]
+        kids = lineage.children_of(parent.shard_id, found)
+        self._present[parent.stream_arn] = self._present.get(parent.stream_arn, frozenset()) | {
+            kid.shard_id for kid in kids
+        }
+        for kid in kids:
+            key = lm.lease_key(parent.stream_arn, kid.shard_id)
+            existing = self._leases.get(key)
+            if existing is None:
+                child = lm.new_lease(
+                    info.table, info.stream_arn, kid.shard_id, (parent.shard_id,),
+                    TRIM_HORIZON, owner=self._worker_id,
+                )  # fmt: skip
+                self._create(child, now)
+            elif existing.owner is None and key not in self._held:
+                self._take_one(existing, now, "child of a shard we finished")
+
+    def _take(self, now: float) -> None:
+        takes = lm.to_take(
+            list(self._leases.values()),
+            self._seen,
+            now,
+            worker_id=self._worker_id,
+            held=frozenset(self._held),
+            lease_duration_s=self._settings.lease_duration_s,
+            max_leases_to_steal=self._settings.max_leases_to_steal,
+            rng=self._rng,
+        )
+        for take in takes:
+            try:
+                self._take_one(take.lease, now, take.reason.value)
+            except LeaseTableUnavailable as exc:
+                log.warning("take round stopped, lease table unavailable: %s", exc)
+                return
+
+    def _take_one(self, lease: Lease, now: float, reason: str) -> None:
+        new = lm.taken(lease, self._worker_id)
+        if self._store.replace(lease, new):
+            self._leases[lease.lease_key] = new
+            self._held[lease.lease_key] = now
+            self._seen[lease.lease_key] = Sighting(new.counter, now)
+            log.info("took lease %s from %s (%s)", lease.lease_key, lease.owner, reason)
+        else:
+            log.info("lease %s changed before we could take it", lease.lease_key)
+
+    def _next_take_at(self, now: float) -> float:
+        """The next take round, early enough to catch the next lease that expires."""
+        regular = now + self._settings.lease_take_interval_s
+        others = [lease for key, lease in self._leases.items() if key not in self._held]
+        due = lm.expiry_due(others, self._seen, now, self._settings.lease_duration_s)
+        return min(regular, due) if due is not None else regular

@@ -1,0 +1,185 @@
+"""DescribeTable / DescribeStream adapter: a table's stream, and its shards, as ``bridge.shards``.
+
+DescribeStream is paginated to the end and spaced to at most 10 calls/s per stream (the API
+limit); botocore errors leave this module only as ``bridge.shards.StreamError`` subclasses.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable, Iterator
+from typing import TYPE_CHECKING, Any
+
+from botocore.exceptions import (  # noqa: TID251 - the Streams adapter
+    ClientError,
+    ConnectionError,
+    HTTPClientError,
+)
+
+from bridge.lineage import children_of
+from bridge.shards import (
+    Shard,
+    StreamError,
+    StreamInfo,
+    StreamNotEnabled,
+    StreamUnavailable,
+    TableNotFound,
+)
+
+if TYPE_CHECKING:
+    from mypy_boto3_dynamodb import DynamoDBClient
+    from mypy_boto3_dynamodbstreams import DynamoDBStreamsClient
+
+log = logging.getLogger(__name__)
+
+DESCRIBE_STREAM_PER_S = 10.0
+PAGE_LIMIT = 100  # DescribeStream's maximum
+TRANSIENT_CODES = frozenset(
+    {
+        "ThrottlingException",
+        "LimitExceededException",
+        "ProvisionedThroughputExceededException",
+        "RequestLimitExceeded",
+        "InternalServerError",
+        "InternalFailure",
+        "ServiceUnavailable",
+    }
+)
+
+
+def is_transient(exc: ClientError) -> bool:
+    status = int(exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode", 0))
+    return exc.response.get("Error", {}).get("Code", "") in TRANSIENT_CODES or status >= 500
+
+
+def error_code(exc: ClientError) -> str:
+    return str(exc.response.get("Error", {}).get("Code", ""))
+
+
+class StreamDiscovery:
+    def __init__(
+        self,
+        dynamodb: DynamoDBClient,
+        streams: DynamoDBStreamsClient,
+        *,
+        calls_per_s: float = DESCRIBE_STREAM_PER_S,
+        clock: Callable[[], float] = time.monotonic,
+        sleep: Callable[[float], None] = time.sleep,
+    ) -> None:
+        self._dynamodb = dynamodb
+        self._streams = streams
+        self._spacing_s = 1.0 / calls_per_s
+        self._clock = clock
+        self._sleep = sleep
+        self._next_call: dict[str, float] = {}
+        self._shard_filter = True
+
+    def describe_table(self, table: str) -> StreamInfo:
+        try:
+            description = self._dynamodb.describe_table(TableName=table)["Table"]
+        except ClientError as exc:
+            if error_code(exc) == "ResourceNotFoundException":
+                raise TableNotFound(
+                    f"table {table!r} does not exist in this region/account: create it, or "
+                    "remove it from bridge.tables (check aws.region and aws.endpoint_url)"
+                ) from None
+            raise _translate(exc, f"DescribeTable {table!r}") from exc
+        except (ConnectionError, HTTPClientError) as exc:
+            raise StreamUnavailable(f"DescribeTable {table!r}: {exc}") from exc
+        spec = description.get("StreamSpecification", {})
+        arn = description.get("LatestStreamArn")
+        if not spec.get("StreamEnabled") or not arn:
+            raise StreamNotEnabled(
+                f"table {table!r} has no enabled stream: enable one with `aws dynamodb "
+                f"update-table --table-name {table} --stream-specification "
+                "StreamEnabled=true,StreamViewType=NEW_AND_OLD_IMAGES`"
+            )
+        keys = sorted(description["KeySchema"], key=lambda key: key["KeyType"] != "HASH")
+        return StreamInfo(
+            table=table,
+            stream_arn=arn,
+            view_type=str(spec.get("StreamViewType", "")),
+            key_names=tuple(key["AttributeName"] for key in keys),
+        )
+
+    def shards(self, stream_arn: str) -> list[Shard]:
+        return list(self._pages(stream_arn, {}))
+
+    def child_shards(self, stream_arn: str, parent_shard_id: str) -> list[Shard]:
+        """Children of a closed shard; emulators that ignore the filter are filtered here."""
+        if self._shard_filter:
+            shard_filter = {"Type": "CHILD_SHARDS", "ShardId": parent_shard_id}
+            try:
+                found = list(self._pages(stream_arn, {"ShardFilter": shard_filter}))
+            except StreamError as exc:
+                if not isinstance(exc.__cause__, ClientError) or (
+                    error_code(exc.__cause__) != "ValidationException"
+                ):
+                    raise
+                log.warning("ShardFilter refused (%s); listing the whole stream instead", exc)
+                self._shard_filter = False
+            else:
+                return children_of(parent_shard_id, found)
+        return [
+            shard for shard in self.shards(stream_arn) if shard.parent_shard_id == parent_shard_id
+        ]
+
+    def _pages(self, stream_arn: str, extra: dict[str, Any]) -> Iterator[Shard]:
+        start: str | None = None
+        seen_starts: set[str] = set()
+        while True:
+            page = self._describe(stream_arn, start, extra)
+            yield from (_shard(raw) for raw in page.get("Shards", []))
+            start = page.get("LastEvaluatedShardId")
+            if start is None:
+                return
+            if start in seen_starts:  # a looping paginator would spin forever at 10 calls/s
+                raise StreamUnavailable(
+                    f"DescribeStream {stream_arn}: page token {start} repeated; retrying later"
+                )
+            seen_starts.add(start)
+
+    def _describe(self, stream_arn: str, start: str | None, extra: dict[str, Any]) -> Any:
+        self._pace(stream_arn)
+        kwargs: dict[str, Any] = {"StreamArn": stream_arn, "Limit": PAGE_LIMIT, **extra}
+        if start is not None:
+            kwargs["ExclusiveStartShardId"] = start
+        try:
+            return self._streams.describe_stream(**kwargs)["StreamDescription"]
+        except ClientError as exc:
+            if error_code(exc) == "ResourceNotFoundException":
+                raise StreamNotEnabled(
+                    f"stream {stream_arn} no longer exists (disabled more than 24 h ago?): "
+                    "re-enable the table's stream, restart, and backfill"
+                ) from exc
+            raise _translate(exc, f"DescribeStream {stream_arn}") from exc
+        except (ConnectionError, HTTPClientError) as exc:
+            raise StreamUnavailable(f"DescribeStream {stream_arn}: {exc}") from exc
+
+    def _pace(self, stream_arn: str) -> None:
+        now = self._clock()
+        due = self._next_call.get(stream_arn, now)
+        if due > now:
+            self._sleep(due - now)
+        self._next_call[stream_arn] = max(now, due) + self._spacing_s
+
+
+def _translate(exc: ClientError, what: str) -> StreamError:
+    message = exc.response.get("Error", {}).get("Message", "")
+    if is_transient(exc):
+        return StreamUnavailable(f"{what}: {error_code(exc)} {message}; retrying later")
+    return StreamError(
+        f"{what}: {error_code(exc)} {message} (check the IAM policy: dynamodb:DescribeTable "
+        "and dynamodb:DescribeStream on the table and its stream)"
+    )
+
+
+def _shard(raw: Any) -> Shard:
+    numbers = raw.get("SequenceNumberRange", {})
+    return Shard(
+        shard_id=raw["ShardId"],
+        parent_shard_id=raw.get("ParentShardId"),
+        starting_sequence_number=numbers.get("StartingSequenceNumber", "0"),
+        ending_sequence_number=numbers.get("EndingSequenceNumber"),
+    )

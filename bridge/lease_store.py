@@ -1,0 +1,225 @@
+"""The lease table in DynamoDB: one row per shard, every write conditional on the lease counter.
+
+Rows are replaced whole (PutItem) only if ``lease_counter`` and ``lease_owner`` still hold what
+the writer read, which makes each row a compare-and-set register. botocore errors leave this
+module only as ``LeaseTableError`` / ``LeaseTableUnavailable``.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
+
+from botocore.exceptions import (  # noqa: TID251 - the lease table adapter
+    ClientError,
+    ConnectionError,
+    HTTPClientError,
+)
+
+from bridge.discovery import error_code, is_transient
+from bridge.leases import Lease, LeaseTableError, LeaseTableUnavailable
+
+if TYPE_CHECKING:
+    from mypy_boto3_dynamodb import DynamoDBClient
+
+log = logging.getLogger(__name__)
+
+HASH_KEY = "lease_key"
+
+
+class DynamoLeaseStore:
+    def __init__(
+        self,
+        client: DynamoDBClient,
+        table_name: str,
+        *,
+        active_timeout_s: float = 60.0,
+        wall_clock: Callable[[], float] = time.time,
+        sleep: Callable[[float], None] = time.sleep,
+    ) -> None:
+        self._client = client
+        self._table = table_name
+        self._active_timeout_s = active_timeout_s
+        self._wall_clock = wall_clock  # only for the informational updated_at attribute
+        self._sleep = sleep
+
+    def ensure_table(self) -> None:
+        """Create the table (on demand billing) if missing; wait until it is ACTIVE."""
+        try:
+            description = self._call(self._client.describe_table, TableName=self._table)["Table"]
+        except LeaseTableError as exc:
+            if not _is_not_found(exc):
+                raise
+            self._create_table()
+            description = self._wait_active()
+        if description.get("TableStatus") != "ACTIVE":
+            description = self._wait_active()
+        hash_keys = [k["AttributeName"] for k in description["KeySchema"] if k["KeyType"] == "HASH"]
+        if hash_keys != [HASH_KEY] or len(description["KeySchema"]) != 1:
+            raise LeaseTableError(
+                f"table {self._table!r} exists but is not a dynabridge lease table (its key is "
+                f"{hash_keys}, expected {HASH_KEY!r} alone): set bridge.lease_table to another name"
+            )
+
+    def leases(self) -> list[Lease]:
+        rows: list[Lease] = []
+        kwargs: dict[str, Any] = {"TableName": self._table, "ConsistentRead": True}
+        while True:
+            page = self._call(self._client.scan, **kwargs)
+            rows.extend(_lease(item) for item in page.get("Items", []))
+            if "LastEvaluatedKey" not in page:
+                return rows
+            kwargs["ExclusiveStartKey"] = page["LastEvaluatedKey"]
+
+    def create(self, lease: Lease) -> bool:
+        return self._put(lease, "attribute_not_exists(#key)", {"#key": HASH_KEY}, {})
+
+    def replace(self, old: Lease, new: Lease) -> bool:
+        if old.lease_key != new.lease_key:
+            raise ValueError(f"cannot replace {old.lease_key} with {new.lease_key}")
+        condition = "#counter = :counter AND " + (
+            "attribute_not_exists(#owner)" if old.owner is None else "#owner = :owner"
+        )
+        values: dict[str, Any] = {":counter": {"N": str(old.counter)}}
+        if old.owner is not None:
+            values[":owner"] = {"S": old.owner}
+        names = {"#counter": "lease_counter", "#owner": "lease_owner"}
+        return self._put(new, condition, names, values)
+
+    def delete(self, lease: Lease) -> bool:
+        try:
+            self._call(
+                self._client.delete_item,
+                TableName=self._table,
+                Key={HASH_KEY: {"S": lease.lease_key}},
+                ConditionExpression="#counter = :counter",
+                ExpressionAttributeNames={"#counter": "lease_counter"},
+                ExpressionAttributeValues={":counter": {"N": str(lease.counter)}},
+            )
+        except _ConditionFailedError:
+            return False
+        return True
+
+    # -- internals ----------------------------------------------------------------------
+
+    def _put(
+        self, lease: Lease, condition: str, names: dict[str, str], values: dict[str, Any]
+    ) -> bool:
+        kwargs: dict[str, Any] = {
+            "TableName": self._table,
+            "Item": _item(lease, self._wall_clock()),
+            "ConditionExpression": condition,
+            "ExpressionAttributeNames": names,
+        }
+        if values:
+            kwargs["ExpressionAttributeValues"] = values
+        try:
+            self._call(self._client.put_item, **kwargs)
+        except _ConditionFailedError:
+            return False
+        return True
+
+    def _create_table(self) -> None:
+        try:
+            self._call(
+                self._client.create_table,
+                TableName=self._table,
+                AttributeDefinitions=[{"AttributeName": HASH_KEY, "AttributeType": "S"}],
+                KeySchema=[{"AttributeName": HASH_KEY, "KeyType": "HASH"}],
+                BillingMode="PAY_PER_REQUEST",
+            )
+            log.info("created lease table %s", self._table)
+        except LeaseTableError as exc:
+            # Another worker created it first: fine, wait for it like for our own.
+            if not (isinstance(exc.__cause__, ClientError) and _in_use(exc.__cause__)):
+                raise
+
+    def _wait_active(self) -> Any:
+        deadline = time.monotonic() + self._active_timeout_s
+        delay_s = 0.1
+        while True:
+            try:
+                table = self._call(self._client.describe_table, TableName=self._table)["Table"]
+                if table.get("TableStatus") == "ACTIVE":
+                    return table
+            except LeaseTableError as exc:
+                if not _is_not_found(exc):  # just created: may not be visible yet
+                    raise
+            if time.monotonic() >= deadline:
+                raise LeaseTableUnavailable(
+                    f"lease table {self._table!r} not ACTIVE after {self._active_timeout_s} s"
+                )
+            self._sleep(delay_s)
+            delay_s = min(delay_s * 2, 2.0)
+
+    def _call(self, method: Callable[..., Any], **kwargs: Any) -> Any:
+        try:
+            return method(**kwargs)
+        except ClientError as exc:
+            code = error_code(exc)
+            if code == "ConditionalCheckFailedException":
+                raise _ConditionFailedError from exc
+            message = exc.response.get("Error", {}).get("Message", "")
+            what = f"lease table {self._table!r}: {code} {message}"
+            if is_transient(exc):
+                raise LeaseTableUnavailable(f"{what}; retrying later") from exc
+            raise LeaseTableError(
+                f"{what} (the bridge needs dynamodb:DescribeTable, CreateTable, Scan, PutItem "
+                "and DeleteItem on bridge.lease_table)"
+            ) from exc
+        except (ConnectionError, HTTPClientError) as exc:
+            raise LeaseTableUnavailable(f"lease table {self._table!r}: {exc}") from exc
+
+
+class _ConditionFailedError(Exception):
+    """The row no longer holds what the writer read (internal: surfaces as False)."""
+
+
+def _is_not_found(exc: LeaseTableError) -> bool:
+    cause = exc.__cause__
+    return isinstance(cause, ClientError) and error_code(cause) == "ResourceNotFoundException"
+
+
+def _in_use(exc: ClientError) -> bool:
+    return error_code(exc) == "ResourceInUseException"
+
+
+def _item(lease: Lease, updated_at: float) -> dict[str, Any]:
+    item: dict[str, Any] = {
+        HASH_KEY: {"S": lease.lease_key},
+        "table_name": {"S": lease.table},
+        "stream_arn": {"S": lease.stream_arn},
+        "shard_id": {"S": lease.shard_id},
+        "parent_shard_ids": {"L": [{"S": parent} for parent in lease.parent_shard_ids]},
+        "lease_counter": {"N": str(lease.counter)},
+        "checkpoint": {"S": lease.checkpoint},
+        "last_version": {"N": str(lease.last_version)},
+        "gaps": {"L": [{"S": gap} for gap in lease.gaps]},
+        "updated_at": {"N": f"{updated_at:.3f}"},  # for operators; never used to judge expiry
+    }
+    if lease.owner is not None:
+        item["lease_owner"] = {"S": lease.owner}
+    return item
+
+
+def _lease(item: dict[str, Any]) -> Lease:
+    try:
+        return Lease(
+            lease_key=item[HASH_KEY]["S"],
+            table=item["table_name"]["S"],
+            stream_arn=item["stream_arn"]["S"],
+            shard_id=item["shard_id"]["S"],
+            parent_shard_ids=tuple(p["S"] for p in item.get("parent_shard_ids", {}).get("L", [])),
+            owner=item["lease_owner"]["S"] if "lease_owner" in item else None,
+            counter=int(item["lease_counter"]["N"]),
+            checkpoint=item["checkpoint"]["S"],
+            last_version=int(item["last_version"]["N"]),
+            gaps=tuple(gap["S"] for gap in item.get("gaps", {}).get("L", [])),
+        )
+    except (KeyError, ValueError) as exc:
+        raise LeaseTableError(
+            f"row {item.get(HASH_KEY)} is not a dynabridge lease (missing or bad {exc}): the "
+            "lease table is shared with something else; give bridge.lease_table its own table"
+        ) from None

@@ -1,0 +1,274 @@
+"""Leases (one per shard, KCL's model) and the pure decisions about them.
+
+Every write of a lease increments its counter and is conditional on the counter it read, so a
+lease row is a compare-and-set register. A lease is expired when its counter has not changed
+for ``lease_duration_s`` as measured by *our* monotonic clock (no cross-host clock comparison).
+SHARD_END leases are finished: never renewed, taken, stolen or counted for balance.
+
+LeaseTableError             the lease table refused an operation (message says what to fix)
+ └── LeaseTableUnavailable  throttled, 5xx or unreachable: transient, try again later
+"""
+
+from __future__ import annotations
+
+import enum
+import math
+import random
+from collections import Counter
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, replace
+
+TRIM_HORIZON = "TRIM_HORIZON"
+LATEST = "LATEST"
+SHARD_END = "SHARD_END"
+SENTINELS = frozenset({TRIM_HORIZON, LATEST, SHARD_END})
+"""Checkpoint sentinels; any other checkpoint is a sequence number: resume AFTER it."""
+
+
+class LeaseTableError(Exception):
+    """The lease table refused an operation; the message names the table and the fix."""
+
+
+class LeaseTableUnavailable(LeaseTableError):  # noqa: N818 - names from the bridge interface
+    """Throttling, a 5xx or a connection error: transient, try again later."""
+
+
+class CheckpointError(ValueError):
+    """A checkpoint would move backwards or past SHARD_END: a bug in the caller."""
+
+
+@dataclass(frozen=True, slots=True)
+class Lease:
+    lease_key: str  # f"{stream_arn}#{shard_id}" (moto reuses shard ids across tables)
+    table: str
+    stream_arn: str
+    shard_id: str
+    parent_shard_ids: tuple[str, ...]
+    owner: str | None
+    counter: int  # every renew/take/checkpoint write is conditional on it, and increments it
+    checkpoint: str  # sentinel or last acknowledged sequence number
+    last_version: int  # version of the record at `checkpoint` (0 if none yet)
+    gaps: tuple[str, ...] = ()  # recorded trimmed-data gaps, if the skip policy was used
+
+    @property
+    def finished(self) -> bool:
+        return self.checkpoint == SHARD_END
+
+    @property
+    def started(self) -> bool:
+        """True once a record (or SHARD_END) was checkpointed, not just an initial position."""
+        return self.checkpoint not in (TRIM_HORIZON, LATEST)
+
+
+def lease_key(stream_arn: str, shard_id: str) -> str:
+    return f"{stream_arn}#{shard_id}"
+
+
+def new_lease(
+    table: str,
+    stream_arn: str,
+    shard_id: str,
+    parent_shard_ids: Sequence[str],
+    checkpoint: str,
+    owner: str | None = None,
+) -> Lease:
+    return Lease(
+        lease_key=lease_key(stream_arn, shard_id),
+        table=table,
+        stream_arn=stream_arn,
+        shard_id=shard_id,
+        parent_shard_ids=tuple(parent_shard_ids),
+        owner=owner,
+        counter=0,
+        checkpoint=checkpoint,
+        last_version=0,
+    )
+
+
+# -- transitions: each returns the row to write conditionally on the old counter ------------
+
+
+def renewed(lease: Lease) -> Lease:
+    return replace(lease, counter=lease.counter + 1)
+
+
+def taken(lease: Lease, worker_id: str) -> Lease:
+    return replace(lease, owner=worker_id, counter=lease.counter + 1)
+
+
+def released(lease: Lease) -> Lease:
+    return replace(lease, owner=None, counter=lease.counter + 1)
+
+
+def with_gap(lease: Lease, gap: str) -> Lease:
+    return replace(lease, gaps=(*lease.gaps, gap), counter=lease.counter + 1)
+
+
+def checkpointed(lease: Lease, checkpoint: str, last_version: int) -> Lease:
+    """The lease advanced to ``checkpoint``; refuses to move backwards (a caller bug)."""
+    if lease.finished:
+        raise CheckpointError(f"{lease.lease_key}: already at SHARD_END")
+    if checkpoint != SHARD_END:
+        if not checkpoint.isdigit():
+            raise CheckpointError(f"{lease.lease_key}: {checkpoint!r} is no sequence number")
+        if lease.started and int(checkpoint) < int(lease.checkpoint):
+            raise CheckpointError(
+                f"{lease.lease_key}: checkpoint {checkpoint} is behind {lease.checkpoint}"
+            )
+    if last_version < lease.last_version:
+        raise CheckpointError(
+            f"{lease.lease_key}: version {last_version} is below {lease.last_version}"
+        )
+    return replace(
+        lease, checkpoint=checkpoint, last_version=last_version, counter=lease.counter + 1
+    )
+
+
+# -- expiry by our own clock -----------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class Sighting:
+    """A lease counter value and when (our monotonic clock) we first saw it."""
+
+    counter: int
+    since: float
+
+
+def sightings(
+    previous: Mapping[str, Sighting], leases: Iterable[Lease], now: float
+) -> dict[str, Sighting]:
+    """Remember each lease's counter; a changed counter restarts its clock."""
+    seen: dict[str, Sighting] = {}
+    for lease in leases:
+        old = previous.get(lease.lease_key)
+        if old is not None and old.counter == lease.counter:
+            seen[lease.lease_key] = old
+        else:
+            seen[lease.lease_key] = Sighting(lease.counter, now)
+    return seen
+
+
+def expired(lease: Lease, sighting: Sighting | None, now: float, lease_duration_s: float) -> bool:
+    """Owned, and its counter has not moved for lease_duration_s by our clock."""
+    if lease.owner is None or sighting is None or sighting.counter != lease.counter:
+        return False
+    return now - sighting.since >= lease_duration_s
+
+
+def expiry_due(
+    leases: Iterable[Lease], seen: Mapping[str, Sighting], now: float, lease_duration_s: float
+) -> float | None:
+    """The earliest moment after ``now`` (our clock) at which an owned lease turns expired."""
+    moments = [
+        seen[lease.lease_key].since + lease_duration_s
+        for lease in leases
+        if lease.owner is not None and not lease.finished and lease.lease_key in seen
+    ]
+    return min((moment for moment in moments if moment > now), default=None)
+
+
+# -- taking and stealing ---------------------------------------------------------------------
+
+
+class TakeReason(enum.StrEnum):
+    UNOWNED = "unowned"
+    EXPIRED = "expired"
+    STEAL = "steal"
+
+
+@dataclass(frozen=True, slots=True)
+class Take:
+    lease: Lease
+    reason: TakeReason
+
+
+def fair_share(lease_count: int, worker_count: int) -> int:
+    return math.ceil(lease_count / max(worker_count, 1))
+
+
+def loads(
+    leases: Iterable[Lease],
+    seen: Mapping[str, Sighting],
+    now: float,
+    *,
+    worker_id: str,
+    held: frozenset[str],
+    lease_duration_s: float,
+) -> Counter[str]:
+    """Live leases per known worker (owners of unexpired leases, plus ourselves)."""
+    counts: Counter[str] = Counter({worker_id: 0})
+    for lease in leases:
+        if lease.finished or lease.owner is None:
+            continue
+        if lease.owner == worker_id:
+            if lease.lease_key in held:
+                counts[worker_id] += 1
+        elif not expired(lease, seen.get(lease.lease_key), now, lease_duration_s):
+            counts[lease.owner] += 1
+    return counts
+
+
+def to_take(
+    leases: Sequence[Lease],
+    seen: Mapping[str, Sighting],
+    now: float,
+    *,
+    worker_id: str,
+    held: frozenset[str],
+    lease_duration_s: float,
+    max_leases_to_steal: int,
+    rng: random.Random,
+) -> list[Take]:
+    """Leases this worker should take now: unowned/expired ones first, else steal gradually.
+
+    Target is the fair share ceil(live leases / known workers). Stealing takes at most
+    ``max_leases_to_steal`` from the most loaded worker, and only when it is above the target,
+    or exactly at it while we need more than one (otherwise 4 leases over 3 workers would stay
+    at 2/2/0 forever).
+    """
+    live = [lease for lease in leases if not lease.finished]
+    counts = loads(
+        live, seen, now, worker_id=worker_id, held=held, lease_duration_s=lease_duration_s
+    )
+    need = fair_share(len(live), len(counts)) - counts[worker_id]
+    if need <= 0:
+        return []
+    free = [
+        lease
+        for lease in live
+        if lease.lease_key not in held
+        and (
+            lease.owner is None or expired(lease, seen.get(lease.lease_key), now, lease_duration_s)
+        )
+    ]
+    if free:
+        rng.shuffle(free)
+        return [
+            Take(lease, TakeReason.UNOWNED if lease.owner is None else TakeReason.EXPIRED)
+            for lease in free[:need]
+        ]
+    return _steals(live, counts, need, worker_id, max_leases_to_steal, rng)
+
+
+def _steals(
+    live: Sequence[Lease],
+    counts: Counter[str],
+    need: int,
+    worker_id: str,
+    max_leases_to_steal: int,
+    rng: random.Random,
+) -> list[Take]:
+    others = [(count, owner) for owner, count in counts.items() if owner != worker_id]
+    if not others or max_leases_to_steal <= 0:
+        return []
+    most, victim = max(others)  # ties broken by name: deterministic, and any choice converges
+    target = fair_share(len(live), len(counts))
+    if most > target:
+        count = min(need, most - target, max_leases_to_steal)
+    elif most == target and need > 1:
+        count = 1
+    else:
+        return []
+    candidates = [lease for lease in live if lease.owner == victim]
+    return [Take(lease, TakeReason.STEAL) for lease in rng.sample(candidates, count)]

@@ -1,0 +1,156 @@
+"""Lineage: which shards get leases, at which position, and which leases may be read."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+
+from bridge.leases import LATEST, SHARD_END, TRIM_HORIZON, Lease, lease_key, new_lease
+from bridge.lineage import children_of, deletable, inherited, new_leases, readable
+from bridge.shards import Shard, StreamInfo
+
+ARN = "arn:aws:dynamodb:us-east-1:1:table/t/stream/s"
+INFO = StreamInfo("t", ARN, "NEW_AND_OLD_IMAGES", ("pk",))
+
+
+def shard(shard_id: str, parent: str | None = None, *, closed: bool = False) -> Shard:
+    return Shard(shard_id, parent, "100", "900" if closed else None)
+
+
+def lease(shard_id: str, *parents: str, checkpoint: str = TRIM_HORIZON, version: int = 0) -> Lease:
+    return replace(
+        new_lease("t", ARN, shard_id, parents, checkpoint, owner="w1"), last_version=version
+    )
+
+
+def by_key(*leases: Lease) -> dict[str, Lease]:
+    return {item.lease_key: item for item in leases}
+
+
+def test_first_start_trim_horizon_leases_every_shard_with_its_parent() -> None:
+    shards = [shard("a", closed=True), shard("b", "a"), shard("c", "a")]
+    created = new_leases(INFO, shards, [], start_latest=False)
+    assert [(c.shard_id, c.parent_shard_ids, c.checkpoint) for c in created] == [
+        ("a", (), TRIM_HORIZON),
+        ("b", ("a",), TRIM_HORIZON),
+        ("c", ("a",), TRIM_HORIZON),
+    ]
+    assert all(c.owner is None and c.counter == 0 for c in created)
+
+
+def test_first_start_latest_reads_open_shards_at_latest_and_finishes_closed_ones() -> None:
+    shards = [shard("a", closed=True), shard("b", "a")]
+    created = {c.shard_id: c.checkpoint for c in new_leases(INFO, shards, [], start_latest=True)}
+    assert created == {"a": SHARD_END, "b": LATEST}
+
+
+def test_rotation_children_start_at_trim_horizon_even_with_latest() -> None:
+    existing = [lease("a", checkpoint="500")]
+    shards = [shard("a", closed=True), shard("b", "a"), shard("c", "a")]
+    created = new_leases(INFO, shards, existing, start_latest=True)
+    assert {c.shard_id: c.checkpoint for c in created} == {"b": TRIM_HORIZON, "c": TRIM_HORIZON}
+
+
+def test_a_shard_with_a_leased_descendant_is_never_leased_again() -> None:
+    # "a" reappears in a page after its lease was cleaned up, "b" is its leased grandchild.
+    shards = [shard("a", closed=True), shard("m", "a", closed=True), shard("b", "m")]
+    created = new_leases(INFO, shards, [lease("b", "m")], start_latest=False)
+    assert created == []
+
+
+def test_closed_shard_without_children_yet_is_leased_and_children_come_next_sync() -> None:
+    first = new_leases(INFO, [shard("a", closed=True)], [], start_latest=False)
+    assert [c.shard_id for c in first] == ["a"]
+    later = new_leases(INFO, [shard("a", closed=True), shard("b", "a")], first, start_latest=False)
+    assert [(c.shard_id, c.parent_shard_ids) for c in later] == [("b", ("a",))]
+
+
+def test_children_of_filters_answers_that_ignore_the_shard_filter() -> None:
+    answer = [shard("a", closed=True), shard("b", "a"), shard("x", "z")]
+    assert [s.shard_id for s in children_of("a", answer)] == ["b"]
+
+
+def test_child_waits_until_parent_checkpoints_shard_end() -> None:
+    parent, child = lease("a", checkpoint="700", version=42), lease("b", "a")
+    present = {ARN: {"a", "b"}}
+    assert readable([child], by_key(parent, child), present) == []
+    done = replace(parent, checkpoint=SHARD_END)
+    assert [r.shard_id for r in readable([child], by_key(done, child), present)] == ["b"]
+
+
+def test_child_created_before_parent_shard_end_waits_even_if_parent_closed() -> None:
+    # The parent is closed in DescribeStream but its last page is not acknowledged yet.
+    parent, child = lease("a", checkpoint="899"), lease("b", "a")
+    assert readable([child], by_key(parent, child), {ARN: {"a", "b"}}) == []
+
+
+def test_open_parent_with_open_child_is_still_the_parent() -> None:
+    shards = [shard("a"), shard("b", "a")]  # inconsistent page: both open
+    created = by_key(*new_leases(INFO, shards, [], start_latest=False))
+    child = created[lease_key(ARN, "b")]
+    assert child.parent_shard_ids == ("a",)
+    assert readable([child], created, {ARN: {"a", "b"}}) == []
+
+
+def test_parent_absent_from_stream_does_not_block() -> None:
+    parent, child = lease("a", checkpoint="700"), lease("b", "a")
+    ready = readable([child], by_key(parent, child), {ARN: {"b"}})
+    assert [r.shard_id for r in ready] == ["b"]
+
+
+def test_parent_without_lease_does_not_block() -> None:
+    child = lease("b", "a")
+    assert readable([child], by_key(child), {ARN: {"a", "b"}}) == [child]
+
+
+def test_chain_of_three_advances_one_generation_at_a_time() -> None:
+    a, b, c = lease("a", checkpoint="5"), lease("b", "a"), lease("c", "b")
+    present = {ARN: {"a", "b", "c"}}
+    held = [a, b, c]
+    assert [r.shard_id for r in readable(held, by_key(a, b, c), present)] == ["a"]
+    a = replace(a, checkpoint=SHARD_END, last_version=10)
+    held = [a, b, c]
+    assert [r.shard_id for r in readable(held, by_key(a, b, c), present)] == ["b"]
+    b = replace(b, checkpoint=SHARD_END, last_version=20)
+    ready = readable([a, b, c], by_key(a, b, c), present)
+    assert [(r.shard_id, r.last_version) for r in ready] == [("c", 20)]
+
+
+def test_split_children_both_inherit_the_parents_final_version() -> None:
+    a = lease("a", checkpoint=SHARD_END, version=1_700_000_000_000_007)
+    b, c = lease("b", "a"), lease("c", "a")
+    ready = readable([b, c], by_key(a, b, c), {ARN: {"a", "b", "c"}})
+    assert [r.last_version for r in ready] == [1_700_000_000_000_007] * 2
+
+
+def test_a_child_that_checkpointed_keeps_its_own_version() -> None:
+    a = lease("a", checkpoint=SHARD_END, version=50)
+    b = lease("b", "a", checkpoint="300", version=60)
+    assert inherited(b, by_key(a, b)).last_version == 60
+
+
+def test_merge_inherits_the_larger_parent_version() -> None:
+    p1 = lease("p1", checkpoint=SHARD_END, version=7)
+    p2 = lease("p2", checkpoint=SHARD_END, version=9)
+    child = lease("c", "p1", "p2")
+    assert inherited(child, by_key(p1, p2, child)).last_version == 9
+
+
+def test_finished_leases_are_never_readable() -> None:
+    done = lease("a", checkpoint=SHARD_END)
+    assert readable([done], by_key(done), {ARN: {"a"}}) == []
+
+
+def test_deletable_only_when_gone_from_stream_and_children_started() -> None:
+    parent = lease("a", checkpoint=SHARD_END, version=5)
+    waiting = lease("b", "a")
+    started = lease("b", "a", checkpoint="400")
+    assert deletable([parent, waiting], {ARN: {"b"}}) == []  # child would lose its version
+    assert deletable([parent, started], {ARN: {"a", "b"}}) == []  # still listed
+    assert deletable([parent, started], {ARN: {"b"}}) == [parent]
+    assert deletable([parent], {ARN: set()}) == []  # no child yet: keep it
+    assert deletable([lease("z", checkpoint="9"), started], {ARN: {"b"}}) == []  # unfinished
+
+
+def test_nothing_is_readable_before_the_stream_was_listed_once() -> None:
+    parent, child = lease("a", checkpoint="700"), lease("b", "a")
+    assert readable([parent, child], by_key(parent, child), {}) == []
