@@ -1,0 +1,124 @@
+"""Fixtures shared by every test suite.
+
+The real local stack is session-scoped and lazy: it is touched only when a test asks for one
+of its endpoints. A stack already answering at the configured endpoints (``dynabridge dev
+up``, or docker compose) is reused and left alone; otherwise the devstack code starts the
+missing services and stops, at the end of the session, exactly the ones it started.
+Endpoints follow the same ``DYNABRIDGE_DEV_*`` variables as ``dynabridge dev``.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import uuid
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import boto3  # noqa: TID251 - tests build real clients
+import pytest
+
+from bridge.devstack import readiness
+from bridge.devstack import stack as devstack
+from bridge.devstack.config import StackConfig, load
+
+if TYPE_CHECKING:
+    from mypy_boto3_dynamodb import DynamoDBClient
+    from mypy_boto3_dynamodbstreams import DynamoDBStreamsClient
+
+AWS_REGION = "us-east-1"
+INTEGRATION_DIR = Path(__file__).parent / "integration"
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Everything under tests/integration talks to the real stack: ``-m "not integration"``
+    then runs without any server."""
+    for item in items:
+        if INTEGRATION_DIR in item.path.parents:
+            item.add_marker(pytest.mark.integration)
+
+
+@pytest.fixture(scope="session")
+def stack_config() -> StackConfig:
+    return load(os.environ)
+
+
+def _answering(config: StackConfig) -> bool:
+    return (
+        readiness.moto_ready(config.moto_endpoint)
+        and readiness.kafka_ready(config.kafka_bootstrap)
+        and readiness.search_ready(config.es_url)
+        and readiness.search_ready(config.opensearch_url)
+    )
+
+
+@pytest.fixture(scope="session")
+def stack(stack_config: StackConfig) -> Iterator[StackConfig]:
+    """The four servers, ready. Starts (and later stops) only what is not already running."""
+    if _answering(stack_config):
+        yield stack_config
+        return
+
+    def progress(message: str) -> None:
+        print(f"[stack] {message}", file=sys.stderr)
+
+    outcome = devstack.up(stack_config, (), progress)
+    started = [name for name, how in outcome.items() if how == "started"]
+    try:
+        yield stack_config
+    finally:
+        devstack.down(stack_config, started, progress)
+
+
+@pytest.fixture(scope="session")
+def kafka_bootstrap(stack: StackConfig) -> str:
+    return stack.kafka_bootstrap
+
+
+@pytest.fixture(scope="session")
+def es_url(stack: StackConfig) -> str:
+    return stack.es_url
+
+
+@pytest.fixture(scope="session")
+def opensearch_url(stack: StackConfig) -> str:
+    return stack.opensearch_url
+
+
+@pytest.fixture(scope="session")
+def moto_endpoint(stack: StackConfig) -> str:
+    return stack.moto_endpoint
+
+
+@pytest.fixture(scope="session")
+def aws_credentials() -> dict[str, str]:
+    """Dummy credentials: moto accepts any, and tests must never reach a real account."""
+    return {
+        "region_name": AWS_REGION,
+        "aws_access_key_id": "testing",
+        "aws_secret_access_key": "testing",
+    }
+
+
+@pytest.fixture(scope="session")
+def dynamodb(moto_endpoint: str, aws_credentials: dict[str, str]) -> DynamoDBClient:
+    return boto3.client("dynamodb", endpoint_url=moto_endpoint, **aws_credentials)  # type: ignore[call-overload, no-any-return]
+
+
+@pytest.fixture(scope="session")
+def dynamodbstreams(moto_endpoint: str, aws_credentials: dict[str, str]) -> DynamoDBStreamsClient:
+    return boto3.client("dynamodbstreams", endpoint_url=moto_endpoint, **aws_credentials)  # type: ignore[call-overload, no-any-return]
+
+
+@pytest.fixture
+def unique_name() -> Callable[[str], str]:
+    """``unique_name("orders")`` -> ``"orders-1f2e3d4c"``: isolates tests on shared servers.
+
+    Lower-case hex, so the result is a valid index, topic, table and group name.
+    """
+
+    def make(prefix: str) -> str:
+        return f"{prefix}-{uuid.uuid4().hex[:8]}"
+
+    return make
