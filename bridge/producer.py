@@ -1,0 +1,154 @@
+"""Kafka adapter: the idempotent producer the bridge publishes with, and topic creation.
+
+Idempotence (``enable.idempotence``, ``acks=all``) means librdkafka's own retries can neither
+duplicate nor reorder records within a partition; every delivery report, success or failure,
+reaches the caller's callback, and a fatal client error latches and is raised by the next call.
+"""
+
+from __future__ import annotations
+
+import functools
+import logging
+from collections.abc import Callable, Sequence
+from typing import Any
+
+from confluent_kafka import (  # noqa: TID251 - the Kafka adapter
+    KafkaError,
+    KafkaException,
+    Message,
+    Producer,
+)
+from confluent_kafka.admin import AdminClient  # noqa: TID251 - the Kafka adapter
+from confluent_kafka.cimpl import NewTopic  # noqa: TID251 - the Kafka adapter
+
+from bridge.acks import DeliveryError
+from bridge.contract import PARTITIONER, ChangeEvent, Encoder, headers, kafka_key, topic_name
+from bridge.settings import KafkaSettings, TopicSettings
+
+log = logging.getLogger(__name__)
+
+MAX_MESSAGE_BYTES = 4 * 1024 * 1024
+"""A 400 KB item's new and old images, as DynamoDB JSON with base64 binaries, fit with room."""
+
+THROUGHPUT_DEFAULTS: dict[str, Any] = {
+    "linger.ms": 20,
+    "batch.size": 1_000_000,
+    "batch.num.messages": 10_000,
+    "compression.type": "lz4",
+    "queue.buffering.max.messages": 500_000,
+    "queue.buffering.max.kbytes": 1_048_576,
+    "message.max.bytes": MAX_MESSAGE_BYTES,
+}
+"""Overridable through ``kafka.extra``."""
+
+GUARANTEES: dict[str, Any] = {
+    "enable.idempotence": True,
+    "acks": "all",
+    "max.in.flight.requests.per.connection": 5,
+    "partitioner": PARTITIONER,
+}
+"""Not overridable: the ordering and no-loss arguments depend on them."""
+
+
+def producer_config(kafka: KafkaSettings) -> dict[str, Any]:
+    return {**THROUGHPUT_DEFAULTS, **kafka.client_config(), **GUARANTEES}
+
+
+def _reported(callback: Callable[[str | None], None], error: KafkaError | None, _: Message) -> None:
+    callback(None if error is None else f"{error.name()}: {error.str()}")
+
+
+class KafkaPublisher:
+    """:class:`bridge.worker.Publisher` over a confluent-kafka producer."""
+
+    def __init__(
+        self,
+        kafka: KafkaSettings,
+        encoder: Encoder,
+        *,
+        producer_factory: Callable[[dict[str, Any]], Producer] = Producer,
+    ) -> None:
+        self._prefix = kafka.topic_prefix
+        self._encoder = encoder
+        self._topics: dict[str, str] = {}
+        self._fatal: str | None = None
+        config = producer_config(kafka)
+        config["error_cb"] = self._client_error
+        self._producer = producer_factory(config)
+
+    def _client_error(self, error: KafkaError) -> None:
+        if error.fatal():
+            self._fatal = self._fatal or f"{error.name()}: {error.str()}"
+        log.warning("Kafka client error: %s", error.str())
+
+    def _raise_if_fatal(self) -> None:
+        if self._fatal is not None:
+            raise DeliveryError(f"the Kafka producer failed for good: {self._fatal}")
+
+    def topic(self, table: str) -> str:
+        topic = self._topics.get(table)
+        if topic is None:
+            topic = self._topics[table] = topic_name(self._prefix, table)
+        return topic
+
+    def publish(self, event: ChangeEvent, on_delivery: Callable[[str | None], None]) -> None:
+        """Queue one event; while the local queue is full, serve callbacks (backpressure)."""
+        topic, key = self.topic(event.table), kafka_key(event.keys)
+        value, record_headers = self._encoder.encode(event), headers(event)
+        report = functools.partial(_reported, on_delivery)
+        while True:
+            try:
+                self._producer.produce(
+                    topic,
+                    value,
+                    key,
+                    headers=record_headers,  # type: ignore[arg-type]  # list[tuple[str, bytes]]
+                    # The change's own time: a re-published duplicate is identical, timestamp too.
+                    timestamp=event.approximate_creation_time_ms,
+                    on_delivery=report,
+                )
+                return
+            except BufferError:
+                self._producer.poll(0.05)
+                self._raise_if_fatal()
+            except KafkaException as error:
+                raise DeliveryError(f"Kafka refused a record of {event.table}: {error}") from error
+
+    def poll(self, timeout_s: float) -> None:
+        self._producer.poll(timeout_s)
+        self._raise_if_fatal()
+
+    def flush(self, timeout_s: float) -> int:
+        remaining: int = self._producer.flush(timeout_s)
+        return remaining
+
+
+def ensure_topics(kafka: KafkaSettings, topics: TopicSettings, tables: Sequence[str]) -> None:
+    """Create the tables' topics that do not exist yet; an existing topic is left as it is."""
+    admin = AdminClient(dict(kafka.client_config()))
+    wanted = {topic_name(kafka.topic_prefix, table) for table in tables}
+    try:
+        existing = set(admin.list_topics(timeout=15).topics)
+    except KafkaException as error:
+        raise DeliveryError(f"cannot list Kafka topics: {error}") from error
+    missing = sorted(wanted - existing)
+    if not missing:
+        return
+    config = {"retention.ms": str(topics.retention_ms), "max.message.bytes": str(MAX_MESSAGE_BYTES)}
+    futures = admin.create_topics(
+        [NewTopic(t, topics.partitions, topics.replication_factor, config=config) for t in missing],
+        request_timeout=30,
+    )
+    for topic, future in futures.items():
+        try:
+            future.result(timeout=30)
+            log.info(
+                "created topic %s (%d partitions, replication %d, retention.ms %d)",
+                topic,
+                topics.partitions,
+                topics.replication_factor,
+                topics.retention_ms,
+            )
+        except KafkaException as error:
+            if error.args[0].code() != KafkaError.TOPIC_ALREADY_EXISTS:  # another worker won
+                raise DeliveryError(f"cannot create topic {topic}: {error}") from error

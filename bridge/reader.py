@@ -1,0 +1,274 @@
+"""One shard's read state: where to (re)acquire an iterator, when to poll next, what a page means.
+
+Records are re-read only from a position nothing was handed to Kafka after: an expired
+iterator is re-acquired AFTER the last record *read* (not the checkpoint), so it causes no
+duplicates; a fresh reader starts after the lease's checkpoint, and whatever it re-reads from
+there carries the same versions as before, so it is a byte-identical duplicate. A closed shard
+(``NextShardIterator`` absent) is drained: its last page is published like any other, and the
+shard is finished only once every record is acknowledged.
+"""
+
+from __future__ import annotations
+
+import enum
+import random
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+from bridge.acks import Position, ShardAcks
+from bridge.contract.event import ChangeEvent
+from bridge.leases import LATEST, SHARD_END, TRIM_HORIZON
+from bridge.records import ShardSource, change_events
+from bridge.settings import BridgeSettings, TrimmedPolicy
+
+THROTTLE_BASE_S = 0.1
+
+
+class ShardReadError(Exception):
+    """What the Streams adapter raises instead of botocore's errors.
+
+    ShardReadError
+     ├── ExpiredIteratorError  the iterator is older than 15 minutes: re-acquire it
+     ├── ThrottledError        too many requests: back off with jitter, retry
+     ├── TrimmedDataError      the position is older than the 24 h retention: records were lost
+     └── ShardGoneError        the shard no longer exists (fully trimmed, or the stream is gone)
+    Any other failure of the service is an ordinary exception: fatal, crash-only.
+    """
+
+
+class ExpiredIteratorError(ShardReadError):
+    pass
+
+
+class ThrottledError(ShardReadError):
+    pass
+
+
+class TrimmedDataError(ShardReadError):
+    pass
+
+
+class ShardGoneError(ShardReadError):
+    pass
+
+
+class IteratorType(enum.StrEnum):
+    TRIM_HORIZON = "TRIM_HORIZON"
+    LATEST = "LATEST"
+    AFTER_SEQUENCE_NUMBER = "AFTER_SEQUENCE_NUMBER"
+
+
+@dataclass(frozen=True, slots=True)
+class IteratorRequest:
+    kind: IteratorType
+    sequence_number: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Page:
+    records: Sequence[Mapping[str, Any]]
+    next_iterator: str | None
+    """None: the shard is closed and this was its last page."""
+
+
+class StreamsClient(Protocol):
+    def shard_iterator(self, stream_arn: str, shard_id: str, request: IteratorRequest) -> str: ...
+
+    def records(self, iterator: str, limit: int) -> Page: ...
+
+
+class ReadState(enum.Enum):
+    READING = "reading"
+    DRAINING = "draining"
+    """The last page was read; waiting for Kafka to acknowledge everything before SHARD_END."""
+
+
+@dataclass(frozen=True, slots=True)
+class Gap:
+    """Records that can no longer be read: always reported, fatal under ``trimmed_policy=fail``."""
+
+    description: str
+    fatal: bool
+
+
+@dataclass(frozen=True, slots=True)
+class ReadResult:
+    events: list[ChangeEvent] = field(default_factory=list)
+    last_creation_ms: int | None = None
+    """ApproximateCreationDateTime of the page's last record, if any."""
+    caught_up: bool = False
+    """The shard returned no record: nothing is waiting to be read right now."""
+    throttled: bool = False
+    gap: Gap | None = None
+
+
+def iterator_request(checkpoint: str) -> IteratorRequest:
+    """Where reading starts for a lease's checkpoint (a sequence number: just after it)."""
+    if checkpoint == TRIM_HORIZON:
+        return IteratorRequest(IteratorType.TRIM_HORIZON)
+    if checkpoint == LATEST:
+        return IteratorRequest(IteratorType.LATEST)
+    if checkpoint == SHARD_END:
+        raise ValueError("a finished shard (SHARD_END) has nothing left to read")
+    return IteratorRequest(IteratorType.AFTER_SEQUENCE_NUMBER, checkpoint)
+
+
+def idle_delay_s(previous_s: float, minimum_s: float, maximum_s: float) -> float:
+    """Doubling backoff between polls of an empty shard, within [minimum, maximum]."""
+    return min(maximum_s, max(minimum_s, previous_s * 2))
+
+
+def throttle_delay_s(attempt: int, cap_s: float, rng: Callable[[], float]) -> float:
+    """Exponential backoff with full jitter: spreading retries of many shards and workers
+    uniformly over the window avoids them hitting the throttled API again in lockstep."""
+    window_s: float = min(cap_s, THROTTLE_BASE_S * 2.0 ** min(attempt, 30))
+    return rng() * window_s
+
+
+class ShardReader:
+    """Reads one leased shard; the worker publishes the events and feeds :attr:`acks`."""
+
+    def __init__(
+        self,
+        lease_key: str,
+        source: ShardSource,
+        checkpoint: str,
+        last_version: int,
+        settings: BridgeSettings,
+        rng: Callable[[], float] = random.random,
+    ) -> None:
+        self.lease_key = lease_key
+        self.source = source
+        self.acks = ShardAcks()
+        self.state = ReadState.READING
+        self._start = iterator_request(checkpoint)
+        self._settings = settings
+        self._rng = rng
+        self._iterator: str | None = None
+        self._last_read: Position | None = None
+        self._version = last_version
+        self._next_poll_at = 0.0
+        self._idle_s = 0.0
+        self._throttles = 0
+        self._checkpointed = Position(checkpoint, last_version)
+        self._checkpointed_at = 0.0
+
+    @property
+    def version(self) -> int:
+        """The version of the last record read (the lease's inherited one before any)."""
+        return self._version
+
+    def due(self, now: float) -> bool:
+        return self.state is ReadState.READING and now >= self._next_poll_at
+
+    def next_poll_at(self) -> float:
+        return self._next_poll_at
+
+    def resume_request(self) -> IteratorRequest:
+        """After the last record read, or from the lease's checkpoint before any was read."""
+        if self._last_read is not None:
+            return IteratorRequest(
+                IteratorType.AFTER_SEQUENCE_NUMBER, self._last_read.sequence_number
+            )
+        return self._start
+
+    def read(self, streams: StreamsClient, now: float) -> ReadResult:
+        """One GetRecords (acquiring an iterator first if needed) and what it means."""
+        try:
+            if self._iterator is None:
+                self._iterator = streams.shard_iterator(
+                    self.source.stream_arn, self.source.shard_id, self.resume_request()
+                )
+            page = streams.records(self._iterator, self._settings.get_records_limit)
+        except ExpiredIteratorError:
+            self._iterator = None  # re-acquired from the last read record, at once
+            return ReadResult()
+        except ThrottledError:
+            self._throttles += 1
+            delay = throttle_delay_s(
+                self._throttles, self._settings.throttle_backoff_max_s, self._rng
+            )
+            self._next_poll_at = now + delay
+            return ReadResult(throttled=True)
+        except TrimmedDataError as error:
+            return self._trimmed(str(error))
+        except ShardGoneError as error:
+            return self._gone(str(error))
+        self._throttles = 0
+        return self._page(page, now)
+
+    def _page(self, page: Page, now: float) -> ReadResult:
+        events, self._version = change_events(page.records, self.source, self._version)
+        last_ms = None
+        if events:
+            last = events[-1]
+            self._last_read = Position(last.sequence_number, last.version)
+            last_ms = last.approximate_creation_time_ms
+        self._iterator = page.next_iterator
+        if page.next_iterator is None:
+            self.state = ReadState.DRAINING
+        elif events:
+            self._idle_s = 0.0
+            self._next_poll_at = now  # the shard has data: poll again at once
+        else:
+            self._idle_s = idle_delay_s(
+                self._idle_s, self._settings.idle_poll_min_s, self._settings.idle_poll_max_s
+            )
+            self._next_poll_at = now + self._idle_s
+        return ReadResult(events=events, last_creation_ms=last_ms, caught_up=not events)
+
+    def _position_text(self) -> str:
+        if self._last_read is not None:
+            return f"after sequence number {self._last_read.sequence_number}"
+        if self._start.kind is IteratorType.AFTER_SEQUENCE_NUMBER:
+            return f"after checkpoint {self._start.sequence_number}"
+        return f"from {self._start.kind.value}"
+
+    def _trimmed(self, reason: str) -> ReadResult:
+        fatal = self._settings.trimmed_policy is TrimmedPolicy.FAIL
+        gap = Gap(
+            f"{self.source.table} shard {self.source.shard_id}: records {self._position_text()} "
+            f"up to the current trim horizon were trimmed before being read ({reason})",
+            fatal=fatal,
+        )
+        # Skip policy: continue at the oldest record still retained; the gap stays recorded.
+        self._iterator = None
+        self._last_read = None
+        self._start = IteratorRequest(IteratorType.TRIM_HORIZON)
+        return ReadResult(gap=gap)
+
+    def _gone(self, reason: str) -> ReadResult:
+        fatal = self._settings.trimmed_policy is TrimmedPolicy.FAIL
+        gap = Gap(
+            f"{self.source.table} shard {self.source.shard_id} no longer exists: any records "
+            f"{self._position_text()} were trimmed before being read ({reason})",
+            fatal=fatal,
+        )
+        # Nothing more can be read: finish the shard once in-flight records are acknowledged,
+        # so its children are not blocked forever.
+        self._iterator = None
+        self.state = ReadState.DRAINING
+        return ReadResult(gap=gap)
+
+    def finished(self) -> bool:
+        """Drained and fully acknowledged: ready for SHARD_END."""
+        return self.state is ReadState.DRAINING and self.acks.in_flight() == 0
+
+    def checkpoint_due(self, now: float, interval_s: float) -> Position | None:
+        """The acknowledged position, if it moved and ``interval_s`` passed since the last one."""
+        position = self.acks.acknowledged()
+        if position is None or position == self._checkpointed:
+            return None
+        if now - self._checkpointed_at < interval_s:
+            return None
+        return position
+
+    def pending_checkpoint(self) -> Position | None:
+        """The acknowledged position if not yet checkpointed, regardless of time (shutdown)."""
+        position = self.acks.acknowledged()
+        return None if position is None or position == self._checkpointed else position
+
+    def checkpointed(self, position: Position, now: float) -> None:
+        self._checkpointed = position
+        self._checkpointed_at = now

@@ -1,0 +1,286 @@
+"""The bridge's one loop: leases -> GetRecords -> versioned events -> Kafka -> checkpoints.
+
+A shard is checkpointed only at the last record of its contiguous Kafka-acknowledged prefix and
+finished (SHARD_END) only once drained and fully acknowledged. A lease reported lost is dropped
+at once and never checkpointed again. Fatal errors propagate (crash-only: the restart resumes
+from the checkpoints, and re-read records are byte-identical duplicates).
+"""
+
+from __future__ import annotations
+
+import functools
+import logging
+import random
+import threading
+import time
+from collections.abc import Callable, Sequence
+from typing import Protocol
+
+from bridge.acks import DeliveryError, Position
+from bridge.contract.event import ChangeEvent
+from bridge.health import Heartbeat
+from bridge.leases import SHARD_END, LeaseTableUnavailable
+from bridge.metrics import BridgeMetrics
+from bridge.reader import Gap, ReadResult, ShardReader, StreamsClient
+from bridge.records import ShardSource
+from bridge.settings import BridgeSettings
+
+log = logging.getLogger(__name__)
+
+CHECKPOINT_INTERVAL_S = 1.0
+"""Checkpoint writes are DynamoDB writes: at most one per shard per second, plus at the end."""
+MAX_WAIT_S = 0.1
+"""Longest nap between turns, so leases, signals and the heartbeat are served promptly."""
+
+
+class TrimmedDataLostError(Exception):
+    """Records were trimmed before being read and ``bridge.trimmed_policy`` is ``fail``."""
+
+
+class LeaseView(Protocol):
+    """What the worker reads of a lease (``bridge.leases.Lease`` satisfies it)."""
+
+    @property
+    def lease_key(self) -> str: ...
+    @property
+    def table(self) -> str: ...
+    @property
+    def stream_arn(self) -> str: ...
+    @property
+    def shard_id(self) -> str: ...
+    @property
+    def owner(self) -> str | None: ...
+    @property
+    def checkpoint(self) -> str: ...
+    @property
+    def last_version(self) -> int: ...
+
+
+class Coordinator(Protocol):
+    """Leases, lineage and checkpoints (``bridge.coordinator.LeaseCoordinator``)."""
+
+    def tick(self) -> None: ...
+    def readable(self) -> Sequence[LeaseView]: ...
+    def checkpoint(self, lease_key: str, sequence_number: str, last_version: int) -> bool: ...
+    def shard_end(self, lease_key: str, last_version: int) -> bool: ...
+    def record_gap(self, lease_key: str, gap: str) -> bool: ...
+    def lost(self) -> set[str]: ...
+    def release_all(self) -> None: ...
+    def leases(self) -> Sequence[LeaseView]: ...
+
+
+class Publisher(Protocol):
+    """Kafka as the worker sees it (``bridge.producer.KafkaPublisher``)."""
+
+    def publish(self, event: ChangeEvent, on_delivery: Callable[[str | None], None]) -> None: ...
+    def poll(self, timeout_s: float) -> None: ...
+    def flush(self, timeout_s: float) -> int:
+        """Wait for outstanding deliveries, serving callbacks; returns how many remain."""
+        ...
+
+
+class Worker:
+    """Runs until ``stop`` is set, then flushes, checkpoints and releases every lease."""
+
+    def __init__(
+        self,
+        coordinator: Coordinator,
+        streams: StreamsClient,
+        publisher: Publisher,
+        metrics: BridgeMetrics,
+        heartbeat: Heartbeat,
+        settings: BridgeSettings,
+        stop: threading.Event,
+        *,
+        clock: Callable[[], float] = time.monotonic,
+        wall_clock: Callable[[], float] = time.time,
+        sleep: Callable[[float], None] = time.sleep,
+        rng: Callable[[], float] = random.random,
+        checkpoint_interval_s: float = CHECKPOINT_INTERVAL_S,
+    ) -> None:
+        self._coordinator = coordinator
+        self._streams = streams
+        self._publisher = publisher
+        self._metrics = metrics
+        self._heartbeat = heartbeat
+        self._settings = settings
+        self._stop = stop
+        self._clock = clock
+        self._wall_clock = wall_clock
+        self._sleep = sleep
+        self._rng = rng
+        self._checkpoint_interval_s = checkpoint_interval_s
+        self._readers: dict[str, ShardReader] = {}
+        self._published: dict[str, int] = {}
+
+    def run(self) -> None:
+        """Turn until ``stop``; the caller has already run ``coordinator.start()``."""
+        self._heartbeat.set_ready(True)
+        while not self._stop.is_set():
+            self._turn()
+        self._shutdown()
+
+    def _turn(self) -> None:
+        self._coordinator.tick()
+        self._sync_readers()
+        for reader in list(self._readers.values()):
+            if reader.due(self._clock()):
+                self._read(reader)
+        self._publisher.poll(0)
+        self._settle(self._clock(), final=False)
+        self._heartbeat.beat()
+        self._wait()
+
+    def _sync_readers(self) -> None:
+        readable = {lease.lease_key: lease for lease in self._coordinator.readable()}
+        lost = self._coordinator.lost()
+        for key in [k for k in self._readers if k in lost or k not in readable]:
+            self._drop(key, "lease lost" if key in lost else "lease no longer readable")
+        for key, lease in readable.items():
+            if key not in self._readers and key not in lost and lease.checkpoint != SHARD_END:
+                source = ShardSource(lease.table, lease.stream_arn, lease.shard_id)
+                self._readers[key] = ShardReader(
+                    key, source, lease.checkpoint, lease.last_version, self._settings, self._rng
+                )
+                self._published[key] = 0
+                log.info(
+                    "reading %s shard %s from %s", lease.table, lease.shard_id, lease.checkpoint
+                )
+        owner = self._settings.worker_id
+        self._metrics.leases_owned.set(
+            sum(1 for lease in self._coordinator.leases() if lease.owner == owner)
+        )
+
+    def _drop(self, key: str, why: str) -> None:
+        reader = self._readers.pop(key)
+        self._published.pop(key, None)
+        self._metrics.forget_shard(reader.source.table, reader.source.shard_id)
+        log.info(
+            "stopped reading %s shard %s: %s", reader.source.table, reader.source.shard_id, why
+        )
+
+    def _read(self, reader: ShardReader) -> None:
+        started = self._clock()
+        result = reader.read(self._streams, started)
+        table = reader.source.table
+        if result.throttled:
+            self._metrics.throttles.labels(table).inc()
+            return
+        self._metrics.get_records_s.labels(table).observe(self._clock() - started)
+        if result.gap is not None:
+            self._gap(reader, result.gap)
+        self._publish(reader, result)
+
+    def _publish(self, reader: ShardReader, result: ReadResult) -> None:
+        source = reader.source
+        if result.events:
+            self._metrics.records_read.labels(source.table).inc(len(result.events))
+            sent, delivered, publish = (
+                reader.acks.sent,
+                reader.acks.delivered,
+                self._publisher.publish,
+            )
+            for event in result.events:
+                publish(
+                    event, functools.partial(delivered, sent(event.sequence_number, event.version))
+                )
+        if result.last_creation_ms is not None:
+            age_s = max(0.0, self._wall_clock() - result.last_creation_ms / 1000)
+            self._metrics.shard_position(source.table, source.shard_id, age_s)
+        elif result.caught_up:
+            self._metrics.shard_position(source.table, source.shard_id, 0.0)
+
+    def _gap(self, reader: ShardReader, gap: Gap) -> None:
+        self._metrics.trimmed_gaps.labels(reader.source.table).inc()
+        policy = self._settings.trimmed_policy.value
+        log.error(
+            "stream records lost to trimming: %s (trimmed_policy=%s)", gap.description, policy
+        )
+        if gap.fatal:
+            raise TrimmedDataLostError(
+                f"{gap.description}; to continue from the trim horizon set "
+                "bridge.trimmed_policy=skip (the gap is recorded), then backfill the table"
+            )
+        if not self._coordinator.record_gap(reader.lease_key, gap.description):
+            self._drop(reader.lease_key, "lease lost while recording a gap")
+
+    def _settle(self, now: float, *, final: bool) -> None:
+        """Raise delivery failures, count acknowledgements, checkpoint and finish shards."""
+        in_flight = 0
+        for key, reader in list(self._readers.items()):
+            table = reader.source.table
+            if reader.acks.error() is not None:
+                self._metrics.produce_errors.labels(table).inc()
+                reader.acks.raise_if_failed(reader.source.shard_id)
+            acked = reader.acks.acked_count()
+            self._metrics.records_published.labels(table).inc(acked - self._published[key])
+            self._published[key] = acked
+            in_flight += reader.acks.in_flight()
+            if reader.finished():
+                self._finish(reader)
+                continue
+            if final:
+                position = reader.pending_checkpoint()
+            else:
+                position = reader.checkpoint_due(now, self._checkpoint_interval_s)
+            if position is not None:
+                self._checkpoint(reader, position, now)
+        self._metrics.in_flight.set(in_flight)
+
+    def _checkpoint(self, reader: ShardReader, position: Position, now: float) -> None:
+        key = reader.lease_key
+        try:
+            written = self._coordinator.checkpoint(key, position.sequence_number, position.version)
+        except LeaseTableUnavailable as error:
+            # Checkpoints are cumulative: the next one covers this one.
+            log.warning("checkpoint of %s failed, retrying: %s", key, error)
+            return
+        if written:
+            reader.checkpointed(position, now)
+            self._metrics.checkpoints.labels(reader.source.table).inc()
+        else:
+            self._drop(key, "lease lost at checkpoint")
+
+    def _finish(self, reader: ShardReader) -> None:
+        source = reader.source
+        try:
+            written = self._coordinator.shard_end(reader.lease_key, reader.version)
+        except LeaseTableUnavailable as error:
+            log.warning("SHARD_END of %s failed, retrying: %s", reader.lease_key, error)
+            return
+        if written:
+            self._metrics.shards_finished.labels(source.table).inc()
+            self._drop(reader.lease_key, "shard finished (SHARD_END)")
+        else:
+            self._drop(reader.lease_key, "lease lost at SHARD_END")
+
+    def _wait(self) -> None:
+        """Nap until the next shard is due, serving delivery callbacks meanwhile."""
+        now = self._clock()
+        due = [r.next_poll_at() for r in self._readers.values() if r.due(float("inf"))]
+        wait_s = min(MAX_WAIT_S, max(0.0, min(due, default=now + MAX_WAIT_S) - now))
+        if wait_s <= 0:
+            return
+        if any(r.acks.in_flight() for r in self._readers.values()):
+            self._publisher.poll(wait_s)
+        else:
+            self._sleep(wait_s)
+
+    def _shutdown(self) -> None:
+        """Stop reading, flush within ``shutdown_timeout_s``, checkpoint what Kafka has, release."""
+        log.info("stopping: flushing %d shard(s)", len(self._readers))
+        remaining = self._publisher.flush(self._settings.shutdown_timeout_s)
+        if remaining:
+            log.warning(
+                "%d record(s) still unacknowledged after %.1fs: they will be re-read on restart",
+                remaining,
+                self._settings.shutdown_timeout_s,
+            )
+        try:
+            self._settle(self._clock(), final=True)
+        except DeliveryError:
+            self._coordinator.release_all()
+            raise
+        self._coordinator.release_all()
+        self._heartbeat.set_ready(False)
+        log.info("stopped: leases released")
