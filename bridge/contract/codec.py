@@ -1,0 +1,203 @@
+"""Change event <-> Kafka value bytes: Avro, framed as a single object or for a schema registry.
+
+    single-object (default)   C3 01 | CRC-64-AVRO fingerprint, 8 bytes little-endian | Avro binary
+    Confluent (registry)      00 | schema id, 4 bytes big-endian | Avro binary
+
+Encoding is deterministic: the same event gives the same bytes, so a record re-published after
+a crash is a byte-identical duplicate. ``decode`` tells the framing by its magic bytes.
+"""
+
+from __future__ import annotations
+
+import functools
+import importlib.resources
+import io
+import json
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import fastavro
+from fastavro.schema import fingerprint, to_parsing_canonical_form
+from fastavro.types import Schema
+
+from bridge.contract.attributes import dumps_item, loads_item
+from bridge.contract.errors import ContractError
+from bridge.contract.event import ChangeEvent, EventName, Item, Origin
+from bridge.contract.registry import SchemaRegistry
+
+SCHEMA_FILE = "change_event.avsc"
+SCHEMA_TEXT: str = importlib.resources.files(__package__).joinpath(SCHEMA_FILE).read_text("utf-8")
+"""The shipped ``.avsc`` as written (with docs): what gets registered with a schema registry."""
+_SCHEMA_JSON: dict[str, Any] = json.loads(SCHEMA_TEXT)
+SCHEMA_NAME: str = f"{_SCHEMA_JSON['namespace']}.{_SCHEMA_JSON['name']}"
+SCHEMA: Schema = fastavro.parse_schema(_SCHEMA_JSON)
+"""The parsed schema, held once: fastavro never re-parses it per call."""
+CANONICAL_FORM: str = to_parsing_canonical_form(_SCHEMA_JSON)
+FINGERPRINT: bytes = bytes.fromhex(fingerprint(CANONICAL_FORM, "CRC-64-AVRO"))
+"""CRC-64-AVRO of the parsing canonical form, little-endian, as the single-object spec says."""
+
+SINGLE_OBJECT_MAGIC = b"\xc3\x01"
+CONFLUENT_MAGIC = b"\x00"
+_SINGLE_OBJECT_HEADER_BYTES = len(SINGLE_OBJECT_MAGIC) + len(FINGERPRINT)
+_CONFLUENT_HEADER_BYTES = len(CONFLUENT_MAGIC) + 4
+_LONG_MIN, _LONG_MAX = -(2**63), 2**63 - 1
+
+
+def _without_logical_types(schema: Any) -> Any:
+    """The same binary layout with plain longs: reading yields epoch ms, not datetimes."""
+    if isinstance(schema, dict):
+        return {k: _without_logical_types(v) for k, v in schema.items() if k != "logicalType"}
+    if isinstance(schema, list):
+        return [_without_logical_types(v) for v in schema]
+    return schema
+
+
+_READ_SCHEMA: Schema = fastavro.parse_schema(_without_logical_types(_SCHEMA_JSON))
+
+KNOWN_FINGERPRINTS: dict[bytes, Schema] = {FINGERPRINT: _READ_SCHEMA}
+"""Writer schemas this build reads, by fingerprint. When the schema gains a field, the old
+schema's entry stays here so records already in the topics remain readable."""
+
+_AVRO_READ_ERRORS = (EOFError, ValueError, IndexError, KeyError, TypeError, OverflowError)
+
+
+class Encoder:
+    """Change event -> Kafka value bytes; single-object framing unless given a registry.
+
+    With a registry the schema is registered here, once, under ``subject`` (default: the
+    record's full name, Confluent's RecordNameStrategy), so a registry problem stops the
+    process at start rather than at the first record.
+    """
+
+    __slots__ = ("_header", "schema_id")
+
+    def __init__(self, registry: SchemaRegistry | None = None, subject: str | None = None) -> None:
+        self.schema_id: int | None = None
+        if registry is None:
+            self._header = SINGLE_OBJECT_MAGIC + FINGERPRINT
+        else:
+            self.schema_id = registry.register(subject or SCHEMA_NAME, SCHEMA_TEXT)
+            self._header = CONFLUENT_MAGIC + self.schema_id.to_bytes(4, "big")
+
+    def encode(self, event: ChangeEvent) -> bytes:
+        for name, value in (
+            ("version", event.version),
+            ("approximate_creation_time_ms", event.approximate_creation_time_ms),
+        ):
+            if not _LONG_MIN <= value <= _LONG_MAX:
+                raise ContractError(f"{name} {value} does not fit a signed 64-bit long")
+        record = {
+            "table": event.table,
+            "event_name": event.event_name.value,
+            "event_id": event.event_id,
+            "stream_arn": event.stream_arn,
+            "shard_id": event.shard_id,
+            "sequence_number": event.sequence_number,
+            "approximate_creation_time": event.approximate_creation_time_ms,
+            "version": event.version,
+            "keys": dumps_item(event.keys),
+            "new_image": None if event.new_image is None else dumps_item(event.new_image),
+            "old_image": None if event.old_image is None else dumps_item(event.old_image),
+            "ttl_delete": event.ttl_delete,
+            "origin": event.origin.value,
+        }
+        buffer = io.BytesIO()
+        buffer.write(self._header)
+        try:
+            fastavro.schemaless_writer(buffer, SCHEMA, record)
+        except (TypeError, ValueError, AttributeError) as error:
+            raise ContractError(f"event does not fit the schema: {error}") from error
+        return buffer.getvalue()
+
+
+def decode(value: bytes, registry: SchemaRegistry | None = None) -> ChangeEvent:
+    """The change event in a Kafka value of either framing; :class:`ContractError` if not one."""
+    if value[:2] == SINGLE_OBJECT_MAGIC:
+        if len(value) < _SINGLE_OBJECT_HEADER_BYTES:
+            raise ContractError(f"value truncated: {len(value)} bytes, shorter than its header")
+        writer = KNOWN_FINGERPRINTS.get(value[2:_SINGLE_OBJECT_HEADER_BYTES])
+        if writer is None:
+            raise ContractError(
+                f"unknown schema fingerprint {value[2:_SINGLE_OBJECT_HEADER_BYTES].hex()}; this "
+                f"build reads {sorted(fp.hex() for fp in KNOWN_FINGERPRINTS)} (upgrade the reader)"
+            )
+        return _read(value, _SINGLE_OBJECT_HEADER_BYTES, writer, None)
+    if value[:1] == CONFLUENT_MAGIC:
+        if len(value) < _CONFLUENT_HEADER_BYTES:
+            raise ContractError(f"value truncated: {len(value)} bytes, shorter than its header")
+        schema_id = int.from_bytes(value[1:_CONFLUENT_HEADER_BYTES], "big")
+        if registry is None:
+            raise ContractError(
+                f"value is Confluent-framed (schema id {schema_id}); decoding it needs a "
+                "schema registry"
+            )
+        writer, reader = _registry_schemas(registry.schema_by_id(schema_id))
+        return _read(value, _CONFLUENT_HEADER_BYTES, writer, reader)
+    if not value:
+        raise ContractError("value is empty; expected an Avro change event")
+    raise ContractError(
+        f"unknown framing: value starts with {value[:2].hex()}; expected c301 (Avro "
+        "single-object) or 00 (Confluent Schema Registry)"
+    )
+
+
+@functools.lru_cache(maxsize=64)
+def _registry_schemas(schema_text: str) -> tuple[Schema, Schema | None]:
+    """(writer, reader) for a registry's schema: ours read directly, others resolved to ours."""
+    try:
+        schema_json = json.loads(schema_text)
+        known = KNOWN_FINGERPRINTS.get(
+            bytes.fromhex(fingerprint(to_parsing_canonical_form(schema_json), "CRC-64-AVRO"))
+        )
+        if known is not None:
+            return known, None
+        return fastavro.parse_schema(schema_json), _READ_SCHEMA
+    except (ValueError, TypeError, KeyError, fastavro.schema.SchemaParseException) as error:
+        raise ContractError(f"the registry's schema is not usable Avro: {error}") from error
+
+
+def _read(value: bytes, offset: int, writer: Schema, reader: Schema | None) -> ChangeEvent:
+    buffer = io.BytesIO(value)
+    buffer.seek(offset)
+    try:
+        record = fastavro.schemaless_reader(buffer, writer, reader)
+    except _AVRO_READ_ERRORS as error:
+        raise ContractError(f"value is corrupt or truncated: {error!r}") from error
+    if buffer.tell() != len(value):
+        raise ContractError(
+            f"value has {len(value) - buffer.tell()} bytes after its Avro record (corrupt)"
+        )
+    assert isinstance(record, dict)
+    created = record["approximate_creation_time"]
+    if isinstance(created, datetime):  # a resolved registry schema applies timestamp-millis
+        created = (created - _EPOCH) // _MILLISECOND
+    return ChangeEvent(
+        table=record["table"],
+        event_name=EventName(record["event_name"]),
+        event_id=record["event_id"],
+        stream_arn=record["stream_arn"],
+        shard_id=record["shard_id"],
+        sequence_number=record["sequence_number"],
+        approximate_creation_time_ms=created,
+        version=record["version"],
+        keys=_item("keys", record["keys"]),
+        new_image=_image("new_image", record["new_image"]),
+        old_image=_image("old_image", record["old_image"]),
+        ttl_delete=record["ttl_delete"],
+        origin=Origin(record["origin"]),
+    )
+
+
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+_MILLISECOND = timedelta(milliseconds=1)
+
+
+def _item(field: str, text: str) -> Item:
+    try:
+        return loads_item(text)
+    except ContractError as error:
+        raise ContractError(f"{field}: {error}") from error
+
+
+def _image(field: str, text: str | None) -> Item | None:
+    return None if text is None else _item(field, text)

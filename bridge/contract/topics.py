@@ -1,0 +1,71 @@
+"""Topic names and record headers: what a consumer can route or filter on without decoding.
+
+A table's topic is ``<prefix><table>``; its dead letters go to ``<topic>.dlq``. Both names must
+be legal Kafka topic names, so a table whose DLQ name would not fit is refused up front.
+"""
+
+from __future__ import annotations
+
+import re
+
+from bridge.contract.errors import ContractError
+from bridge.contract.event import ChangeEvent
+
+MAX_TOPIC_LENGTH = 249
+DLQ_SUFFIX = ".dlq"
+_LEGAL_TOPIC = re.compile(r"[a-zA-Z0-9._-]+")
+
+HEADER_TABLE = "table"
+HEADER_EVENT_NAME = "event_name"
+HEADER_VERSION = "version"
+"""Decimal ASCII of the event's version, e.g. ``b"1700000000000001"``."""
+HEADER_SEQUENCE_NUMBER = "sequence_number"
+HEADER_ORIGIN = "origin"
+HEADER_TTL_DELETE = "ttl_delete"
+"""``b"true"`` or ``b"false"``."""
+HEADER_SCHEMA = "content-type"
+"""What the value is; the framing is told by its first byte, the schema by the frame."""
+CONTENT_TYPE = b"application/vnd.dynabridge.change-event+avro"
+
+
+def topic_name(prefix: str, table: str) -> str:
+    """``prefix + table``, refused unless it and its dead-letter topic are legal Kafka names."""
+    topic = prefix + table
+    if not table:
+        raise ContractError("table name is empty")
+    if topic in {".", ".."}:
+        raise ContractError(f"topic name {topic!r} is reserved by Kafka")
+    if _LEGAL_TOPIC.fullmatch(topic) is None:
+        raise ContractError(
+            f"topic name {topic!r} (prefix {prefix!r} + table {table!r}) is not a legal Kafka "
+            "topic name: only ASCII letters, digits, '.', '_' and '-'"
+        )
+    if len(topic) + len(DLQ_SUFFIX) > MAX_TOPIC_LENGTH:
+        raise ContractError(
+            f"topic name {topic!r} is {len(topic)} characters; with its dead-letter suffix "
+            f"{DLQ_SUFFIX!r} it must fit Kafka's {MAX_TOPIC_LENGTH} (shorten the prefix)"
+        )
+    return topic
+
+
+def dlq_topic(topic: str) -> str:
+    """The dead-letter topic of ``topic``."""
+    return topic + DLQ_SUFFIX
+
+
+def value_subject(topic: str) -> str:
+    """The schema registry subject of ``topic``'s values under Confluent's TopicNameStrategy."""
+    return topic + "-value"
+
+
+def headers(event: ChangeEvent) -> list[tuple[str, bytes]]:
+    """The record headers of ``event``, always the same names in the same order."""
+    return [
+        (HEADER_TABLE, event.table.encode("utf-8")),
+        (HEADER_EVENT_NAME, event.event_name.value.encode("ascii")),
+        (HEADER_VERSION, str(event.version).encode("ascii")),
+        (HEADER_SEQUENCE_NUMBER, event.sequence_number.encode("ascii")),
+        (HEADER_ORIGIN, event.origin.value.encode("ascii")),
+        (HEADER_TTL_DELETE, b"true" if event.ttl_delete else b"false"),
+        (HEADER_SCHEMA, CONTENT_TYPE),
+    ]
