@@ -19,7 +19,7 @@ from botocore.exceptions import (  # noqa: TID251 - the lease table adapter
 )
 
 from bridge.discovery import error_code, is_transient
-from bridge.leases import Lease, LeaseTableError, LeaseTableUnavailable
+from bridge.leases import BACKFILL_ROW_PREFIX, Lease, LeaseTableError, LeaseTableUnavailable
 
 if TYPE_CHECKING:
     from mypy_boto3_dynamodb import DynamoDBClient
@@ -68,7 +68,11 @@ class DynamoLeaseStore:
         kwargs: dict[str, Any] = {"TableName": self._table, "ConsistentRead": True}
         while True:
             page = self._call(self._client.scan, **kwargs)
-            rows.extend(_lease(item) for item in page.get("Items", []))
+            rows.extend(
+                _lease(item)
+                for item in page.get("Items", [])
+                if not item[HASH_KEY]["S"].startswith(BACKFILL_ROW_PREFIX)
+            )
             if "LastEvaluatedKey" not in page:
                 return rows
             kwargs["ExclusiveStartKey"] = page["LastEvaluatedKey"]

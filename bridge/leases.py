@@ -21,6 +21,10 @@ from dataclasses import dataclass, replace
 TRIM_HORIZON = "TRIM_HORIZON"
 LATEST = "LATEST"
 SHARD_END = "SHARD_END"
+
+# The lease table also holds backfill progress rows (bridge/backfill/progress.py); they are not
+# shard leases and every reader of shard leases skips them.
+BACKFILL_ROW_PREFIX = "backfill#"
 SENTINELS = frozenset({TRIM_HORIZON, LATEST, SHARD_END})
 """Checkpoint sentinels; any other checkpoint is a sequence number: resume AFTER it."""
 

@@ -69,6 +69,22 @@ def test_rows_round_trip_and_every_write_is_conditional(
     assert store.leases() == []
 
 
+def test_backfill_progress_rows_in_the_lease_table_are_not_leases(
+    dynamodb: DynamoDBClient, unique_name: Callable[[str], str]
+) -> None:
+    table = unique_name("leases")
+    store = DynamoLeaseStore(dynamodb, table)
+    store.ensure_table()
+    lease = new_lease("orders", "arn:s", "shardId-1", (), TRIM_HORIZON)
+    assert store.create(lease)
+    # A progress row shaped nothing like a lease (bridge/backfill/progress.py writes these).
+    dynamodb.put_item(
+        TableName=table,
+        Item={"lease_key": {"S": "backfill#orders#0"}, "segment": {"N": "0"}},
+    )
+    assert store.leases() == [lease]
+
+
 def test_a_foreign_table_is_refused_with_the_key_to_change(
     dynamodb: DynamoDBClient, unique_name: Callable[[str], str]
 ) -> None:
