@@ -1,10 +1,147 @@
-"""``dynabridge index ...``: process 2, Kafka -> Elasticsearch / OpenSearch."""
+"""``dynabridge index ...``: process 2, Kafka -> Elasticsearch / OpenSearch.
+
+``index run`` is the composition root of the indexer: the only place that builds real clients
+(Kafka consumer and producer, search engine) and wires them into the worker loop. Exit codes:
+0 after a clean stop (SIGTERM/SIGINT), 1 after a fatal error (one log line says which), 2 for
+bad configuration.
+"""
 
 from __future__ import annotations
 
+import logging
+import sys
+import threading
+from pathlib import Path
+
 import click
+
+from bridge.health import Heartbeat
+from bridge.settings import ConfigError, Settings, load_settings, require_tables
+from consumers.indexer.metrics import IndexerMetrics
+
+log = logging.getLogger("indexer")
+
+EXIT_OK, EXIT_FATAL, EXIT_CONFIG = 0, 1, 2
 
 
 @click.group("index")
 def index_group() -> None:
     """Process 2: consume the change topics and keep search indices equal to the tables."""
+
+
+@index_group.command("run")
+@click.option(
+    "--config",
+    "config_path",
+    type=click.Path(path_type=Path, dir_okay=False),
+    default=None,
+    help="YAML config file; without it, configuration comes from DYNABRIDGE_* variables only.",
+)
+def run_command(config_path: Path | None) -> None:
+    """Consume every configured table's topic in the group and keep its index up to date.
+
+    Runs until SIGTERM/SIGINT: then finishes (or abandons) the batch in flight, commits what
+    is settled and leaves the group. Several processes in one group share the partitions.
+    """
+    try:
+        settings = load_settings(config_path)
+        require_tables(settings.indexer_tables(), "indexer.tables")
+        _check_indices(settings)
+    except ConfigError as error:
+        click.echo(f"dynabridge index run: {error}", err=True)
+        sys.exit(EXIT_CONFIG)
+    from bridge.logs import configure
+
+    configure(settings.logging.level, settings.logging.format, "indexer")
+    sys.exit(run_indexer(settings))
+
+
+def _check_indices(settings: Settings) -> None:
+    from consumers.indexer.documents import index_collisions
+
+    clashes = index_collisions(settings.search.index_prefix, settings.indexer_tables())
+    if clashes:
+        described = "; ".join(f"{index} <- {', '.join(t)}" for index, t in clashes.items())
+        raise ConfigError(f"indexer.tables: several tables map to one index ({described})")
+
+
+def run_indexer(settings: Settings, stop: threading.Event | None = None) -> int:
+    """Build the clients, run the worker until ``stop``, return the process exit code."""
+    # Imported here so that `dynabridge --help` loads neither librdkafka nor the search clients.
+    from bridge.health import HealthServer
+    from bridge.shutdown import install_stop_signals
+
+    if stop is None:
+        stop = threading.Event()
+        install_stop_signals(stop)
+    metrics = IndexerMetrics()
+    heartbeat = Heartbeat(settings.indexer.stall_timeout_s)
+    server = None
+    try:
+        if settings.metrics.port:
+            server = HealthServer(
+                settings.metrics.host, settings.metrics.port, metrics.registry, heartbeat
+            )
+            server.start()
+        _run(settings, stop, metrics, heartbeat)
+    except ConfigError as error:
+        log.critical("indexer cannot start: %s", error)
+        return EXIT_CONFIG
+    except Exception as error:  # crash-only: any failure ends the process, restart resumes
+        log.debug("fatal error", exc_info=True)
+        log.critical("indexer stopped on a fatal error: %s: %s", type(error).__name__, error)
+        return EXIT_FATAL
+    finally:
+        if server is not None:
+            server.stop()
+    log.info("indexer stopped cleanly")
+    return EXIT_OK
+
+
+def _run(
+    settings: Settings, stop: threading.Event, metrics: IndexerMetrics, heartbeat: Heartbeat
+) -> None:
+    from functools import partial
+
+    from bridge.contract import SchemaRegistry, decode, topic_name
+    from consumers.indexer.batching import Limits
+    from consumers.indexer.dlq import DeadLetterProducer, ensure_dlq_topics
+    from consumers.indexer.kafka import KafkaConsumer, consumer_config
+    from consumers.indexer.retry import Backoff
+    from consumers.indexer.search import build_backend
+    from consumers.indexer.worker import LoopConfig, Worker
+
+    indexer = settings.indexer
+    tables_by_topic = {
+        topic_name(settings.kafka.topic_prefix, t): t for t in settings.indexer_tables()
+    }
+    config = LoopConfig(
+        limits=Limits(indexer.batch_max_docs, indexer.batch_max_bytes, indexer.linger_ms / 1000),
+        backoff=Backoff(indexer.retry_initial_backoff_s, indexer.retry_max_backoff_s),
+        index_prefix=settings.search.index_prefix,
+        tables_by_topic=tables_by_topic,
+        outcome_overrides=dict(indexer.outcome_overrides),
+        shutdown_timeout_s=indexer.shutdown_timeout_s,
+    )
+    url = settings.kafka.schema_registry_url
+    registry = SchemaRegistry(url) if url else None
+    backend = build_backend(settings.search)
+    ensure_dlq_topics(settings.kafka, settings.topics, list(tables_by_topic))
+    dead_letters = DeadLetterProducer(settings.kafka)
+    consumer = KafkaConsumer(consumer_config(settings), list(tables_by_topic))
+    try:
+        worker = Worker(
+            config,
+            consumer,
+            backend,
+            dead_letters,
+            metrics,
+            heartbeat,
+            stop,
+            decode=partial(decode, registry=registry),
+        )
+        log.info("indexing %s into %s", ", ".join(tables_by_topic), settings.search.backend.value)
+        worker.run()
+    finally:
+        dead_letters.close()
+        backend.close()

@@ -1,0 +1,42 @@
+"""What the indexer asks of a search engine, and what it answers: one bulk item each way.
+
+An :class:`Action` always carries the change's version; backends write it with
+``version_type=external_gte`` so an older change never overwrites a newer one.
+"""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass
+from typing import Any
+
+
+class ActionKind(enum.StrEnum):
+    INDEX = "index"
+    DELETE = "delete"
+
+
+@dataclass(frozen=True, slots=True)
+class Action:
+    kind: ActionKind
+    index: str
+    doc_id: str
+    version: int
+    """The event's version, written with ``version_type=external_gte``.
+
+    ``external_gte`` rather than ``external``: an exact redelivery (same change, same version)
+    is then an idempotent overwrite answered 2xx instead of a 409, and the bridge never gives two
+    different changes of one item the same version (versions grow by at least 1 per record in a
+    shard lineage), so "equal" always means "the same change".
+    """
+    document: dict[str, Any] | None
+    """Plain JSON for INDEX, None for DELETE."""
+
+
+@dataclass(frozen=True, slots=True)
+class ItemResult:
+    status: int
+    """HTTP status of the bulk item; 0 when the request never reached the server for that item."""
+    error_type: str | None
+    """The engine's error type, e.g. ``version_conflict_engine_exception``; None on success."""
+    reason: str | None

@@ -1,0 +1,97 @@
+"""Every metric the indexer exports, declared once, typed, in a registry owned by one process run.
+
+Names follow Prometheus conventions (``_total`` counters, ``_seconds`` units); labels are tables
+and partitions only, never document ids, so cardinality stays bounded by configuration.
+"""
+
+from __future__ import annotations
+
+import enum
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+
+from consumers.indexer.records import Partition
+
+
+class DocResult(enum.StrEnum):
+    INDEXED = "indexed"
+    DELETED = "deleted"
+    STALE = "stale"
+    """An older or duplicate change the engine refused by version (409): nothing to do."""
+    DEAD_LETTERED = "dead_lettered"
+
+
+class IndexerMetrics:
+    def __init__(self, registry: CollectorRegistry | None = None) -> None:
+        self.registry = registry if registry is not None else CollectorRegistry()
+        r = self.registry
+        self.documents = Counter(
+            "dynabridge_indexer_documents",
+            "Changes settled, by table and result",
+            ["table", "result"],
+            registry=r,
+        )
+        self.coalesced = Counter(
+            "dynabridge_indexer_coalesced",
+            "Changes superseded inside a batch by a newer change to the same document",
+            registry=r,
+        )
+        self.retries = Counter(
+            "dynabridge_indexer_retries",
+            "Bulk items sent again after a retryable failure",
+            ["table"],
+            registry=r,
+        )
+        self.bulk_seconds = Histogram(
+            "dynabridge_indexer_bulk_seconds",
+            "Latency of one bulk request",
+            buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30),
+            registry=r,
+        )
+        self.bulk_docs = Histogram(
+            "dynabridge_indexer_bulk_documents",
+            "Actions per bulk request",
+            buckets=(1, 10, 50, 100, 250, 500, 1000, 2500, 5000),
+            registry=r,
+        )
+        self.consumer_lag = Gauge(
+            "dynabridge_indexer_consumer_lag",
+            "Records between the committed position and the partition's high watermark",
+            ["topic", "partition"],
+            registry=r,
+        )
+        self.end_to_end_lag_seconds = Gauge(
+            "dynabridge_indexer_end_to_end_lag_seconds",
+            "Now minus the event time of the last change indexed, per table",
+            ["table"],
+            registry=r,
+        )
+        self.paused = Gauge(
+            "dynabridge_indexer_paused",
+            "1 while consumption is paused (search engine unavailable or items retrying)",
+            registry=r,
+        )
+        self.paused_seconds = Counter(
+            "dynabridge_indexer_paused_seconds",
+            "Time spent with consumption paused",
+            registry=r,
+        )
+        self.commits = Counter(
+            "dynabridge_indexer_commits",
+            "Offset commits, by result",
+            ["result"],
+            registry=r,
+        )
+
+    def settled(self, table: str, result: DocResult, count: int = 1) -> None:
+        self.documents.labels(table, result.value).inc(count)
+
+    def lag(self, partition: Partition, records: int) -> None:
+        self.consumer_lag.labels(partition.topic, str(partition.partition)).set(records)
+
+    def forget(self, partition: Partition) -> None:
+        """Drop a revoked partition's lag so another member's value is not shadowed."""
+        try:
+            self.consumer_lag.remove(partition.topic, str(partition.partition))
+        except KeyError:
+            return

@@ -1,0 +1,471 @@
+"""The indexer's one loop: consume, batch, bulk, settle, commit; pause while the engine is away.
+
+Invariant: an offset settles only when its change was indexed, found stale, or acknowledged by
+the dead-letter topic, and only settled offsets are committed (``offsets.CommitTracker``), so
+no crash, outage, rebalance or shutdown can commit past a change that is not in the index.
+At most one bulk is in flight; it runs on a helper thread so that the loop decodes the next
+batch meanwhile, and the next bulk is sent only once the previous one settled (no reordering).
+
+    receive ─▶ batch ─▶ bulk ─┬─ done / stale ─────────────────▶ settle ─▶ commit
+                              ├─ dlq ─▶ dead-letter topic (ack) ─▶ settle
+                              ├─ retry ─▶ pause all, keep polling, backoff (+ ping) ─▶ bulk
+                              └─ fatal ─▶ commit what settled, close, raise IndexerFatal
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+import threading
+import time
+from collections import Counter, deque
+from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor, wait
+from dataclasses import dataclass, replace
+from typing import Protocol
+
+from bridge.contract import ChangeEvent
+from bridge.health import Heartbeat
+from consumers.indexer.actions import Action, ItemResult
+from consumers.indexer.batching import Batch, Batcher, Entry, Limits
+from consumers.indexer.changes import Change, Poison, to_entry
+from consumers.indexer.metrics import DocResult, IndexerMetrics
+from consumers.indexer.offsets import CommitTracker
+from consumers.indexer.records import (
+    CommitFailed,
+    DeadLetter,
+    DeadLetterError,
+    Partition,
+    Record,
+)
+from consumers.indexer.retry import Backoff
+from consumers.indexer.search import SearchBackend, SearchError, SearchUnavailable
+from consumers.indexer.settlement import settlement
+
+log = logging.getLogger(__name__)
+
+IN_FLIGHT_POLL_S = 0.005
+"""How long a consume may block while a bulk is in flight: short, to notice its answer."""
+
+
+class IndexerFatal(Exception):  # noqa: N818 - names the outcome, like the others
+    """The loop cannot go on; the message is the one line the operator reads."""
+
+
+class RebalanceListener(Protocol):
+    def on_assigned(self, partitions: Sequence[Partition]) -> None: ...
+    def on_revoked(self, partitions: Sequence[Partition]) -> None: ...
+    def on_lost(self, partitions: Sequence[Partition]) -> None: ...
+
+
+class Consumer(Protocol):
+    def subscribe(self, listener: RebalanceListener) -> None: ...
+    def consume(self, max_records: int, timeout_s: float) -> list[Record]:
+        """Records in partition order; rebalance callbacks run inside this call."""
+
+    def assignment(self) -> list[Partition]: ...
+    def pause(self, partitions: Collection[Partition]) -> None: ...
+    def resume(self, partitions: Collection[Partition]) -> None: ...
+    def commit(self, offsets: Mapping[Partition, int]) -> None:
+        """Commit synchronously; raise CommitFailed when the coordinator refuses."""
+
+    def high_watermark(self, partition: Partition) -> int | None: ...
+    def close(self) -> None: ...
+
+
+class DeadLetterSink(Protocol):
+    def publish(self, letters: Sequence[DeadLetter]) -> None:
+        """Return once Kafka acknowledged every letter; raise DeadLetterError otherwise."""
+
+
+@dataclass(frozen=True, slots=True)
+class LoopConfig:
+    limits: Limits
+    backoff: Backoff
+    index_prefix: str
+    tables_by_topic: Mapping[str, str]
+    outcome_overrides: Mapping[str, str]
+    shutdown_timeout_s: float
+    commit_interval_s: float = 1.0
+    poll_timeout_s: float = 0.1
+
+
+@dataclass(frozen=True, slots=True)
+class BulkAnswer:
+    results: list[ItemResult]
+    seconds: float
+
+
+Submit = Callable[[Callable[[], BulkAnswer]], "Future[BulkAnswer]"]
+"""Runs one bulk call off the loop's thread (``ThreadPoolExecutor.submit``; inline in tests)."""
+
+
+@dataclass(frozen=True, slots=True)
+class _InFlight:
+    batch: Batch[Change]
+    attempt: int
+    future: Future[BulkAnswer]
+
+
+@dataclass(frozen=True, slots=True)
+class _Retry:
+    batch: Batch[Change]
+    attempt: int
+    due: float
+    unavailable: bool
+    """The whole request failed: ping before sending the batch again."""
+
+
+class Worker:
+    """One process run of the loop; ``run`` returns after a stop, raises IndexerFatal."""
+
+    def __init__(
+        self,
+        config: LoopConfig,
+        consumer: Consumer,
+        backend: SearchBackend,
+        dead_letters: DeadLetterSink,
+        metrics: IndexerMetrics,
+        heartbeat: Heartbeat,
+        stop: threading.Event,
+        *,
+        decode: Callable[[bytes], ChangeEvent],
+        clock: Callable[[], float] = time.monotonic,
+        wall_clock: Callable[[], float] = time.time,
+        draw: Callable[[], float] = random.random,
+        submit: Submit | None = None,
+    ) -> None:
+        self._config = config
+        self._consumer = consumer
+        self._backend = backend
+        self._dead_letters = dead_letters
+        self._metrics = metrics
+        self._heartbeat = heartbeat
+        self._stop = stop
+        self._decode = decode
+        self._clock = clock
+        self._wall_clock = wall_clock
+        self._draw = draw
+        self._executor = None
+        if submit is None:
+            self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="bulk")
+            submit = self._executor.submit
+        self._submit = submit
+        self._in_flight: _InFlight | None = None
+        self._tracker = CommitTracker()
+        self._batcher: Batcher[Change] = Batcher(config.limits)
+        self._ready: deque[Batch[Change]] = deque()
+        self._retry: _Retry | None = None
+        self._paused_at: float | None = None
+        self._draining = False
+        self._ensured: set[str] = set()
+        self._last_commit = clock()
+
+    # ------------------------------------------------------------------------------ the loop
+
+    def run(self) -> None:
+        self._consumer.subscribe(self)
+        self._heartbeat.set_ready(True)
+        try:
+            while not self._stop.is_set():
+                self._heartbeat.beat()
+                self._turn()
+            self._drain()
+        finally:
+            self._heartbeat.set_ready(False)
+            self._close()
+
+    def _turn(self) -> None:
+        now = self._clock()
+        self._account_pause(now)
+        if self._paused_at is not None and self._retry is None and not self._draining:
+            self._resume_all()
+        flight = self._in_flight
+        if flight is not None and flight.future.done():
+            self._in_flight = None
+            self._finish(flight)
+        elif flight is None and self._retry is not None and now >= self._retry.due:
+            self._attempt_retry(self._retry)
+        elif flight is None and self._retry is None and (self._ready or self._batcher.due(now)):
+            batch = self._ready.popleft() if self._ready else self._batcher.take()
+            if batch is not None:
+                self._send(batch, attempt=0)
+        elif flight is not None and (self._ready or self._batcher.full() or self._draining):
+            # The next batch is ready: wait for the engine instead of reading further ahead.
+            wait([flight.future], timeout=self._config.poll_timeout_s)
+        else:
+            self._receive(self._receive_timeout_s(now))
+        if self._clock() - self._last_commit >= self._config.commit_interval_s:
+            self._commit()
+            self._report_lag()
+
+    def _receive_timeout_s(self, now: float) -> float:
+        timeout_s = self._config.poll_timeout_s
+        if self._in_flight is not None:
+            timeout_s = min(timeout_s, IN_FLIGHT_POLL_S)
+        if self._retry is not None:
+            timeout_s = min(timeout_s, self._retry.due - now)
+        linger_s = self._batcher.wait_s(now)
+        if linger_s is not None and self._retry is None and self._in_flight is None:
+            timeout_s = min(timeout_s, linger_s)  # the open batch is the next thing to send
+        return max(timeout_s, 0.0)
+
+    def _pending(self) -> bool:
+        return bool(self._in_flight or self._retry or self._ready or len(self._batcher))
+
+    def _drain(self) -> None:
+        """Stop consuming; finish what was batched within the shutdown timeout, or abandon it."""
+        deadline = self._clock() + self._config.shutdown_timeout_s
+        self._draining = True
+        self._pause_all()
+        while self._pending() and self._clock() < deadline:
+            self._heartbeat.beat()
+            self._turn()
+        if self._pending():
+            log.warning("shutdown timeout: abandoning unsettled changes (they will be read again)")
+
+    def _close(self) -> None:
+        self._commit()
+        self._consumer.close()
+        if self._executor is not None:
+            self._executor.shutdown(wait=False, cancel_futures=True)
+
+    # ----------------------------------------------------------------------------- receiving
+
+    def _receive(self, timeout_s: float) -> None:
+        records = self._consumer.consume(self._config.limits.max_docs, timeout_s)
+        poison: list[DeadLetter] = []
+        now = self._clock()
+        for record in records:
+            self._tracker.received(record.source, record.offset)
+            try:
+                item = to_entry(record, self._decode, self._config.index_prefix)
+            except Poison as error:
+                poison.append(DeadLetter(record, error.error_type, str(error), 0, "", 1))
+                continue
+            closed = self._batcher.add(item, now)
+            if closed is not None:
+                self._ready.append(closed)
+        if poison:
+            self._publish(poison)
+            for letter in poison:
+                self._tracker.settle(letter.record.source, letter.record.offset)
+                self._metrics.settled(self._table(letter.record.topic), DocResult.DEAD_LETTERED)
+
+    def _table(self, topic: str) -> str:
+        return self._config.tables_by_topic.get(topic, topic)
+
+    # ------------------------------------------------------------------------------ indexing
+
+    def _send(self, batch: Batch[Change], attempt: int) -> None:
+        actions = [entry.payload.action for entry in batch.entries]
+        if attempt == 0 and batch.coalesced:
+            self._metrics.coalesced.inc(batch.coalesced)
+        try:
+            self._ensure_indices(actions)
+        except SearchUnavailable as error:
+            self._unavailable(batch, attempt, error)
+            return
+        except SearchError as error:
+            raise IndexerFatal(f"search engine refused the index: {error}") from error
+        backend, clock = self._backend, self._clock
+
+        def call() -> BulkAnswer:
+            started = clock()
+            results = backend.bulk(actions)
+            return BulkAnswer(results, clock() - started)
+
+        self._in_flight = _InFlight(batch, attempt, self._submit(call))
+
+    def _finish(self, flight: _InFlight) -> None:
+        try:
+            answer = flight.future.result()
+        except SearchUnavailable as error:
+            self._unavailable(flight.batch, flight.attempt, error)
+            return
+        except SearchError as error:
+            raise IndexerFatal(f"search engine refused the request: {error}") from error
+        self._metrics.bulk_seconds.observe(answer.seconds)
+        self._metrics.bulk_docs.observe(len(flight.batch.entries))
+        try:
+            sorted_ = settlement(flight.batch, answer.results, self._config.outcome_overrides)
+        except ValueError as error:
+            raise IndexerFatal(str(error)) from error
+        self._settle_done(sorted_.done)
+        if sorted_.dead:
+            self._dead_letter(sorted_.dead)
+        if sorted_.fatal:
+            item, result = sorted_.fatal[0]
+            raise IndexerFatal(
+                f"{item.index}/{item.doc_id}: {result.status} {result.error_type}: "
+                f"{result.reason} (fatal by the outcome table; fix and restart)"
+            )
+        if sorted_.retry:
+            size = sum(item.size_bytes for item in sorted_.retry)
+            retry = Batch(tuple(sorted_.retry), size, 0)
+            self._schedule_retry(retry, flight.attempt + 1, unavailable=False)
+
+    def _unavailable(self, batch: Batch[Change], attempt: int, error: Exception) -> None:
+        log.warning("search engine unavailable (attempt %d): %s", attempt + 1, error)
+        self._schedule_retry(batch, attempt + 1, unavailable=True)
+
+    def _ensure_indices(self, actions: Iterable[Action]) -> None:
+        for index in {action.index for action in actions} - self._ensured:
+            self._backend.ensure_index(index)
+            self._ensured.add(index)
+
+    def _settle_done(self, done: Sequence[tuple[Entry[Change], DocResult]]) -> None:
+        counts: Counter[tuple[str, DocResult]] = Counter()
+        newest: dict[str, int] = {}
+        for entry, result in done:
+            self._settle(entry)
+            table = entry.payload.table
+            counts[table, result] += 1
+            if result is not DocResult.STALE:
+                newest[table] = max(newest.get(table, 0), entry.payload.event_time_ms)
+        for (table, result), count in counts.items():
+            self._metrics.settled(table, result, count)
+        now_s = self._wall_clock()
+        for table, event_time_ms in newest.items():
+            self._metrics.end_to_end_lag_seconds.labels(table).set(now_s - event_time_ms / 1000)
+
+    def _settle(self, entry: Entry[Change]) -> None:
+        for offset in entry.offsets:
+            self._tracker.settle(entry.partition, offset)
+
+    def _dead_letter(self, letters: Sequence[tuple[Entry[Change], ItemResult]]) -> None:
+        self._publish(
+            [
+                DeadLetter(
+                    entry.payload.record,
+                    result.error_type or "unknown",
+                    result.reason or "",
+                    result.status,
+                    entry.index,
+                    entry.attempts + 1,
+                )
+                for entry, result in letters
+            ]
+        )
+        for entry, _ in letters:
+            self._settle(entry)
+            self._metrics.settled(entry.payload.table, DocResult.DEAD_LETTERED)
+
+    def _publish(self, letters: Sequence[DeadLetter]) -> None:
+        try:
+            self._dead_letters.publish(letters)
+        except DeadLetterError as error:
+            raise IndexerFatal(f"dead-letter topic did not acknowledge: {error}") from error
+        for letter in letters:
+            log.warning(
+                "dead-lettered %s offset %d: %s %s",
+                letter.record.source,
+                letter.record.offset,
+                letter.error_type,
+                letter.reason[:200],
+            )
+
+    # --------------------------------------------------------------------- retrying, pausing
+
+    def _schedule_retry(self, batch: Batch[Change], attempt: int, *, unavailable: bool) -> None:
+        revoked = {e.partition for e in batch.entries if not self._tracker.owns(e.partition)}
+        batch = batch.without(revoked) if revoked else batch
+        if not batch.entries:
+            return
+        delay_s = self._config.backoff.delay(attempt, self._draw)
+        self._retry = _Retry(batch, attempt, self._clock() + delay_s, unavailable)
+        per_table = Counter(entry.payload.table for entry in batch.entries)
+        for table, count in per_table.items():
+            self._metrics.retries.labels(table).inc(count)
+        self._heartbeat.set_ready(not unavailable)
+        self._pause_all()
+
+    def _attempt_retry(self, retry: _Retry) -> None:
+        if retry.unavailable and not self._backend.ping():
+            self._schedule_retry(retry.batch, retry.attempt + 1, unavailable=True)
+            return
+        self._retry = None
+        self._heartbeat.set_ready(True)
+        self._send(retry.batch, retry.attempt)
+
+    def _pause_all(self) -> None:
+        # Paused partitions fetch nothing, but consume() keeps running: it serves the group's
+        # heartbeats, rebalance callbacks and max.poll.interval.ms, so an outage never turns
+        # into a rebalance storm. Records already handed to us stay in the batcher.
+        if self._paused_at is None:
+            self._paused_at = self._clock()
+            self._metrics.paused.set(1)
+            log.info("pausing consumption until the search engine accepts the pending changes")
+        self._consumer.pause(self._consumer.assignment())
+
+    def _resume_all(self) -> None:
+        self._account_pause(self._clock())
+        self._paused_at = None
+        self._metrics.paused.set(0)
+        self._consumer.resume(self._consumer.assignment())
+        log.info("resuming consumption")
+
+    def _account_pause(self, now: float) -> None:
+        if self._paused_at is not None:
+            self._metrics.paused_seconds.inc(max(0.0, now - self._paused_at))
+            self._paused_at = now
+
+    # ------------------------------------------------------------------- commits, rebalances
+
+    def _commit(self, partitions: Collection[Partition] | None = None) -> None:
+        self._last_commit = self._clock()
+        due = self._tracker.due()
+        if partitions is not None:
+            due = {p: offset for p, offset in due.items() if p in partitions}
+        if not due:
+            return
+        try:
+            self._consumer.commit(due)
+        except CommitFailed as error:
+            self._metrics.commits.labels("failed").inc()
+            log.warning("commit refused, will try again: %s", error)
+            return
+        self._tracker.committed(due)
+        self._metrics.commits.labels("ok").inc()
+
+    def _report_lag(self) -> None:
+        for partition in self._tracker.partitions():
+            position = self._tracker.position(partition)
+            high = self._consumer.high_watermark(partition)
+            if position is not None and high is not None:
+                self._metrics.lag(partition, max(0, high - position))
+
+    def on_assigned(self, partitions: Sequence[Partition]) -> None:
+        log.info("assigned %s", ", ".join(map(str, partitions)) or "nothing")
+        if self._paused_at is not None:
+            self._consumer.pause(partitions)
+
+    def on_revoked(self, partitions: Sequence[Partition]) -> None:
+        log.info("revoked %s", ", ".join(map(str, partitions)) or "nothing")
+        gone = set(partitions)
+        flight = self._in_flight
+        if flight is not None and any(e.partition in gone for e in flight.batch.entries):
+            # Settle what the engine already has before giving the partitions away, so their
+            # next owner does not index it again.
+            wait([flight.future])
+            self._in_flight = None
+            self._finish(flight)
+        self._commit(gone)
+        self._forget(gone)
+
+    def on_lost(self, partitions: Sequence[Partition]) -> None:
+        # Lost, not revoked: another member may own them already, so no commit.
+        log.warning("lost %s", ", ".join(map(str, partitions)))
+        self._forget(set(partitions))
+
+    def _forget(self, gone: set[Partition]) -> None:
+        """Abandon revoked partitions' unsettled changes: their next owner reads them again."""
+        self._batcher.drop(gone)
+        kept = (batch.without(gone) for batch in self._ready)
+        self._ready = deque(batch for batch in kept if batch.entries)
+        if self._retry is not None:
+            batch = self._retry.batch.without(gone)
+            self._retry = replace(self._retry, batch=batch) if batch.entries else None
+        self._tracker.revoke(gone)
+        for partition in gone:
+            self._metrics.forget(partition)
