@@ -255,26 +255,14 @@ def list_backfills(dynamodb_client: DynamoDBClient, lease_table: str) -> list[Ba
 # -- rows -----------------------------------------------------------------------------------
 
 
-def _compatible(key: str, table: str) -> dict[str, Any]:
-    """Attributes the bridge's lease reader requires of every row in the lease table.
-
-    ``bridge.lease_store`` parses each row as a lease; with these, a backfill row parses, and
-    its ``stream_arn`` (``backfill``, never a stream ARN) makes the coordinator skip it.
-    """
-    return {
-        "table_name": {"S": table},
-        "stream_arn": {"S": "backfill"},
-        "shard_id": {"S": key},
-        "lease_counter": {"N": "0"},
-        "checkpoint": {"S": "backfill"},
-        "last_version": {"N": "0"},
-    }
+def _table_attr(table: str) -> dict[str, Any]:
+    return {"table_name": {"S": table}}
 
 
 def _run_row(run: RunRecord) -> dict[str, Any]:
     key = run_key(run.table)
     row: dict[str, Any] = {
-        **_compatible(key, run.table),
+        **_table_attr(run.table),
         HASH_KEY: {"S": key},
         "kind": {"S": "run"},
         "run_id": {"S": run.run_id},
@@ -317,7 +305,7 @@ def _run_record(item: dict[str, Any]) -> RunRecord:
 def _segment_row(progress: SegmentProgress, run_id: str, now: float) -> dict[str, Any]:
     key = segment_key(progress.table, progress.segment)
     row: dict[str, Any] = {
-        **_compatible(key, progress.table),
+        **_table_attr(progress.table),
         HASH_KEY: {"S": key},
         "kind": {"S": "segment"},
         "run_id": {"S": run_id},

@@ -152,11 +152,13 @@ def status_command(
     config_path: Path | None, tables: tuple[str, ...], interval_s: float | None, as_json: bool
 ) -> None:
     """Per table: shard leases, checkpoints, time until unread records are trimmed, and per
-    partition the indexer group's committed offset, end offset and lag; which processes live.
+    partition the indexer group's committed offset, end offset and lag; which processes live;
+    running and finished backfills.
 
     Exit 1 when something could not be read (each problem is listed), 0 otherwise."""
     from bridge.discovery import StreamDiscovery
     from bridge.lease_store import DynamoLeaseStore
+    from consumers.operations.backfills import BackfillRuns
     from consumers.operations.dynamo import DynamoTables
     from consumers.operations.kafka_admin import KafkaAdmin
     from consumers.operations.status import StatusInputs, collect
@@ -183,6 +185,7 @@ def status_command(
                 StreamDiscovery(dynamodb, streams),
                 DynamoLeaseStore(dynamodb, settings.bridge.lease_table),
                 kafka,
+                BackfillRuns(dynamodb, settings.bridge.lease_table),
             )
         finally:
             kafka.close()

@@ -63,6 +63,26 @@ class ShardStatus:
 
 
 @dataclass(frozen=True, slots=True)
+class BackfillSummary:
+    """One table's backfill as status shows it (from the progress rows in the lease table)."""
+
+    table: str
+    state: str
+    run_id: str
+    segments_done: int
+    segments: int
+    items: int
+    item_estimate: int
+    started_at: float
+    finished_at: float | None
+    error: str | None
+
+
+class BackfillSource(Protocol):
+    def backfills(self) -> list[BackfillSummary]: ...
+
+
+@dataclass(frozen=True, slots=True)
 class PartitionStatus:
     partition: int
     committed: int | None
@@ -92,6 +112,7 @@ class StatusReport:
     """Lease owners and whether their counters moved (alive)."""
     tables: list[TableStatus]
     problems: list[str] = field(default_factory=list)
+    backfills: list[BackfillSummary] = field(default_factory=list)
 
     def as_json(self) -> dict[str, Any]:
         tables = [{**asdict(t), "lag": t.lag} for t in self.tables]
@@ -101,6 +122,7 @@ class StatusReport:
             "bridge_workers": self.bridge_workers,
             "indexer_group": group,
             "tables": tables,
+            "backfills": [asdict(b) for b in self.backfills],
             "problems": self.problems,
         }
 
@@ -149,6 +171,7 @@ def collect(
     shards: ShardList,
     leases: LeaseSource,
     kafka: StatusKafka,
+    backfills: BackfillSource | None = None,
     *,
     clock: Callable[[], float] = time.time,
     sleep: Callable[[float], None] = time.sleep,
@@ -165,6 +188,12 @@ def collect(
         report.group = kafka.group(inputs.group_id)
     except OperationError as error:
         report.problems.append(str(error))
+    if backfills is not None:
+        try:
+            wanted = set(inputs.tables)
+            report.backfills = [b for b in backfills.backfills() if b.table in wanted]
+        except OperationError as error:
+            report.problems.append(str(error))
     for table in inputs.tables:
         status = TableStatus(table)
         report.tables.append(status)

@@ -47,6 +47,10 @@ def status_text(report: StatusReport) -> str:
         ]
     for table in report.tables:
         lines += _table_text(table)
+    for b in report.backfills:
+        progress = f"{b.segments_done}/{b.segments} segments, {b.items} of ~{b.item_estimate} items"
+        error = f" ({b.error})" if b.error else ""
+        lines.append(f"backfill {b.table}: {b.state}, {progress}, run {b.run_id}{error}")
     lines += [f"problem: {problem}" for problem in report.problems]
     return "\n".join(lines)
 

@@ -80,3 +80,40 @@ def test_status_reports_a_stalled_worker_and_group_members(pipeline: Pipeline) -
     (shard,) = report["tables"][0]["shards"]
     assert shard["renewing"] is False
     assert shard["unread_age_s"] is not None  # TRIM_HORIZON: the first record is unread
+
+
+def test_status_shows_backfills_from_the_lease_table(pipeline: Pipeline) -> None:
+    import time
+
+    from bridge.backfill.plan import SegmentProgress
+    from bridge.backfill.progress import ProgressTable, RunRecord, RunState
+
+    pipeline.put({"pk": {"S": "k"}, "sk": {"N": "1"}})
+    pipeline.lease(pipeline.stream_events()[0].sequence_number)  # creates the lease table
+    progress = ProgressTable(pipeline.dynamodb, pipeline.lease_table, time.time)
+    now = time.time()
+    run = RunRecord(
+        table=pipeline.table,
+        run_id="run-1",
+        owner="host-1",
+        counter=3,
+        state=RunState.RUNNING,
+        scan_start_s=int(now) - 5,
+        total_segments=2,
+        item_count_estimate=100,
+        started_at=now - 5,
+        updated_at=now,
+    )
+    assert progress.create_run(run)
+    done = SegmentProgress(pipeline.table, 0, 2, start_key=None, done=True, items=40)
+    progress.adopt_segment(done, run.run_id)
+
+    result = pipeline.run("status", "--json", "--interval", "0")
+    (backfill,) = json.loads(result.stdout)["backfills"]
+    assert backfill["table"] == pipeline.table
+    assert backfill["state"] == "running"
+    assert (backfill["segments_done"], backfill["segments"]) == (1, 2)
+    assert backfill["items"] == 40
+
+    text = pipeline.run("status", "--interval", "0")
+    assert f"backfill {pipeline.table}: running, 1/2 segments, 40 of ~100 items" in text.stdout
