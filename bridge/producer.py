@@ -75,6 +75,7 @@ class KafkaPublisher:
         config = producer_config(kafka)
         config["error_cb"] = self._client_error
         self._producer = producer_factory(config)
+        self._produce = self._producer.produce
 
     def _client_error(self, error: KafkaError) -> None:
         if error.fatal():
@@ -93,12 +94,16 @@ class KafkaPublisher:
 
     def publish(self, event: ChangeEvent, on_delivery: Callable[[str | None], None]) -> None:
         """Queue one event; while the local queue is full, serve callbacks (backpressure)."""
-        topic, key = self.topic(event.table), kafka_key(event.keys)
-        value, record_headers = self._encoder.encode(event), headers(event)
+        topic = self._topics.get(event.table) or self.topic(event.table)
+        key, value, record_headers = (
+            kafka_key(event.keys),
+            self._encoder.encode(event),
+            headers(event),
+        )
         report = functools.partial(_reported, on_delivery)
         while True:
             try:
-                self._producer.produce(
+                self._produce(
                     topic,
                     value,
                     key,

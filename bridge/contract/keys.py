@@ -6,7 +6,14 @@ are one key). Encoding is injective: different primary keys never share key byte
 
 from __future__ import annotations
 
-from bridge.contract.attributes import dumps_item, loads_item, normalize_number
+import re
+
+from bridge.contract.attributes import (
+    MAX_SIGNIFICANT_DIGITS,
+    dumps_item_utf8,
+    loads_item,
+    normalize_number,
+)
 from bridge.contract.errors import ContractError
 from bridge.contract.event import Item
 
@@ -14,11 +21,14 @@ PARTITIONER = "murmur2_random"
 """librdkafka partitioner that puts a key where Java clients' default partitioner does."""
 
 _KEY_TYPES = frozenset({"S", "N", "B"})
+_CANONICAL_NUMBER = re.compile(r"-?(?:0|[1-9][0-9]*)(?:\.[0-9]*[1-9])?")
+"""Already what ``normalize_number`` returns, when no longer than 38 characters and not ``-0``:
+so few digits are always within DynamoDB's precision and range. Skips Decimal on the hot path."""
 
 
 def kafka_key(keys: Item) -> bytes:
     """UTF-8 of the canonical DynamoDB JSON of the key attributes, numbers normalized."""
-    return dumps_item(canonical_keys(keys)).encode("utf-8")
+    return dumps_item_utf8(canonical_keys(keys))
 
 
 def keys_from_kafka_key(key: bytes) -> Item:
@@ -46,7 +56,9 @@ def canonical_keys(keys: Item) -> Item:
             )
         ((tag, payload),) = value.items()
         if tag == "N":
-            canonical[name] = {"N": normalize_number(payload)}
+            if not _canonical_number(payload):
+                payload = normalize_number(payload)
+            canonical[name] = {"N": payload}
             continue
         if not isinstance(payload, str if tag == "S" else bytes) or not payload:
             raise ContractError(
@@ -54,3 +66,12 @@ def canonical_keys(keys: Item) -> Item:
             )
         canonical[name] = {tag: payload}
     return canonical
+
+
+def _canonical_number(payload: object) -> bool:
+    return (
+        type(payload) is str
+        and len(payload) <= MAX_SIGNIFICANT_DIGITS
+        and payload != "-0"
+        and _CANONICAL_NUMBER.fullmatch(payload) is not None
+    )

@@ -9,7 +9,7 @@ from __future__ import annotations
 import re
 
 from bridge.contract.errors import ContractError
-from bridge.contract.event import ChangeEvent
+from bridge.contract.event import ChangeEvent, EventName, Origin
 
 MAX_TOPIC_LENGTH = 249
 DLQ_SUFFIX = ".dlq"
@@ -58,14 +58,26 @@ def value_subject(topic: str) -> str:
     return topic + "-value"
 
 
+_EVENT_NAME_HEADERS = {name: (HEADER_EVENT_NAME, name.value.encode("ascii")) for name in EventName}
+_ORIGIN_HEADERS = {origin: (HEADER_ORIGIN, origin.value.encode("ascii")) for origin in Origin}
+_TTL_DELETE_HEADERS = {True: (HEADER_TTL_DELETE, b"true"), False: (HEADER_TTL_DELETE, b"false")}
+_SCHEMA_HEADER = (HEADER_SCHEMA, CONTENT_TYPE)
+
+
 def headers(event: ChangeEvent) -> list[tuple[str, bytes]]:
     """The record headers of ``event``, always the same names in the same order."""
+    # The constant pairs are built once: this runs for every record the bridge publishes.
+    event_name, origin = event.event_name, event.origin
     return [
         (HEADER_TABLE, event.table.encode("utf-8")),
-        (HEADER_EVENT_NAME, event.event_name.value.encode("ascii")),
+        _EVENT_NAME_HEADERS[event_name]
+        if type(event_name) is EventName
+        else (HEADER_EVENT_NAME, event_name.value.encode("ascii")),
         (HEADER_VERSION, str(event.version).encode("ascii")),
         (HEADER_SEQUENCE_NUMBER, event.sequence_number.encode("ascii")),
-        (HEADER_ORIGIN, event.origin.value.encode("ascii")),
-        (HEADER_TTL_DELETE, b"true" if event.ttl_delete else b"false"),
-        (HEADER_SCHEMA, CONTENT_TYPE),
+        _ORIGIN_HEADERS[origin]
+        if type(origin) is Origin
+        else (HEADER_ORIGIN, origin.value.encode("ascii")),
+        _TTL_DELETE_HEADERS[bool(event.ttl_delete)],
+        _SCHEMA_HEADER,
     ]

@@ -43,6 +43,8 @@ SHARDS = 4
 POOL = 2_000
 BOOTSTRAP = os.environ.get("DYNABRIDGE_DEV_KAFKA_BOOTSTRAP", "127.0.0.1:9092")
 MOTO = os.environ.get("DYNABRIDGE_DEV_MOTO_ENDPOINT", "http://127.0.0.1:5000")
+PRODUCER_EXTRA: dict[str, str] = {}
+"""``--producer KEY=VALUE`` overrides of the producer's throughput defaults, for both sides."""
 
 
 def item(rng: random.Random, i: int) -> dict[str, Any]:
@@ -161,9 +163,15 @@ class BenchCoordinator:
         return list(self._leases.values())
 
 
+def cpu_s() -> float:
+    """User + system CPU of this process, librdkafka's threads included."""
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    return usage.ru_utime + usage.ru_stime
+
+
 def run_pipeline(table: str, streams: Any, shards: Sequence[str], target: int, arn: str) -> float:
     """The real worker loop until ``target`` records are acknowledged; returns seconds."""
-    kafka = KafkaSettings(bootstrap_servers=BOOTSTRAP, topic_prefix="bench.")
+    kafka = KafkaSettings(bootstrap_servers=BOOTSTRAP, topic_prefix="bench.", extra=PRODUCER_EXTRA)
     ensure_topics(kafka, TopicSettings(partitions=6), [table])
     leases = [Lease(f"{arn}#{s}", table, arn, s, (), "bench", 1, TRIM_HORIZON, 0) for s in shards]
     stop = threading.Event()
@@ -197,14 +205,16 @@ def trial_pipeline(records: int) -> dict[str, Any]:
     pages = recorded_pages(records)
     table = f"pipe-{uuid.uuid4().hex[:8]}"
     total = sum(len(p.records) for ps in pages.values() for p in ps)
+    cpu_before = cpu_s()
     seconds = run_pipeline(table, RecordedStreams(pages), list(pages), total, f"arn:bench:{table}")
-    return {"mode": "bridge", "records": total, "seconds": seconds}
+    cpu = cpu_s() - cpu_before
+    return {"mode": "bridge", "records": total, "seconds": seconds, "cpu_s": cpu}
 
 
 def trial_raw(records: int) -> dict[str, Any]:
     pages = recorded_pages(records)
     table = f"raw-{uuid.uuid4().hex[:8]}"
-    kafka = KafkaSettings(bootstrap_servers=BOOTSTRAP, topic_prefix="bench.")
+    kafka = KafkaSettings(bootstrap_servers=BOOTSTRAP, topic_prefix="bench.", extra=PRODUCER_EXTRA)
     ensure_topics(kafka, TopicSettings(partitions=6), [table])
     encoder, topic = Encoder(), topic_name("bench.", table)
     messages = []
@@ -224,7 +234,7 @@ def trial_raw(records: int) -> dict[str, Any]:
         assert error is None, error
         delivered += 1
 
-    started = time.perf_counter()
+    cpu_before, started = cpu_s(), time.perf_counter()
     for key, value, hdrs, ts in messages:
         while True:
             try:
@@ -234,9 +244,9 @@ def trial_raw(records: int) -> dict[str, Any]:
                 producer.poll(0.05)
         producer.poll(0)
     producer.flush(60)
-    seconds = time.perf_counter() - started
+    seconds, cpu = time.perf_counter() - started, cpu_s() - cpu_before
     assert delivered == len(messages)
-    return {"mode": "raw", "records": len(messages), "seconds": seconds}
+    return {"mode": "raw", "records": len(messages), "seconds": seconds, "cpu_s": cpu}
 
 
 def trial_moto(records: int) -> dict[str, Any]:
@@ -286,6 +296,9 @@ def trial_moto(records: int) -> dict[str, Any]:
 def child(mode: str, records: int) -> None:
     trial = {"bridge": trial_pipeline, "raw": trial_raw, "moto": trial_moto}[mode](records)
     trial["records_per_s"] = round(trial["records"] / trial["seconds"])
+    if "cpu_s" in trial:
+        # CPU per record moves far less than records/s when the machine is shared.
+        trial["cpu_us_per_record"] = round(trial.pop("cpu_s") / trial["records"] * 1e6, 1)
     trial["peak_rss_mb"] = round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)
     print(json.dumps(trial))
 
@@ -300,6 +313,7 @@ def spawn(mode: str, records: int) -> dict[str, Any]:
             mode,
             "--records",
             str(records),
+            *(f"--producer={k}={v}" for k, v in PRODUCER_EXTRA.items()),
         ],
         check=True,
         capture_output=True,
@@ -315,12 +329,21 @@ def main() -> None:
     parser.add_argument("--records", type=int, default=100_000)
     parser.add_argument("--runs", type=int, default=3)
     parser.add_argument("--moto-records", type=int, default=5_000, help="0 skips the moto run")
+    parser.add_argument(
+        "--producer",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="librdkafka producer property for both sides, e.g. compression.type=none",
+    )
     parser.add_argument("--child", choices=["bridge", "raw", "moto"], help=argparse.SUPPRESS)
     args = parser.parse_args()
+    PRODUCER_EXTRA.update(item.split("=", 1) for item in args.producer)
     if args.child:
         child(args.child, args.records)
         return
     trials = []
+    load_before = os.getloadavg()
     for _ in range(args.runs):  # interleaved, so drift on a shared machine hits both alike
         trials += [spawn("bridge", args.records), spawn("raw", args.records)]
     if args.moto_records:
@@ -332,14 +355,18 @@ def main() -> None:
     summary = {
         "records_per_trial": args.records,
         "runs": args.runs,
+        "producer_overrides": PRODUCER_EXTRA,
         "bridge_records_per_s": median("bridge", "records_per_s"),
         "raw_producer_records_per_s": median("raw", "records_per_s"),
         "ratio_bridge_to_raw": round(
             median("bridge", "records_per_s") / median("raw", "records_per_s"), 3
         ),
+        "bridge_cpu_us_per_record": median("bridge", "cpu_us_per_record"),
+        "raw_cpu_us_per_record": median("raw", "cpu_us_per_record"),
         "bridge_peak_rss_mb": median("bridge", "peak_rss_mb"),
         "raw_peak_rss_mb": median("raw", "peak_rss_mb"),
         "moto_records_per_s": median("moto", "records_per_s") if args.moto_records else None,
+        "load_average_1m": {"before": load_before[0], "after": os.getloadavg()[0]},
         "trials": trials,
     }
     print(json.dumps(summary, indent=2))
