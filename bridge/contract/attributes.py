@@ -111,6 +111,28 @@ def loads_item(text: str) -> Item:
         raise ContractError("item is nested too deeply") from error
 
 
+def loads_item_unvalidated(text: str) -> Item:
+    """The item ``dumps_item`` wrote, B and BS back to bytes, its values *not* checked.
+
+    The trusted path, for a caller that checks every value it uses while converting it (the
+    indexer's plain-JSON conversion). Text that may hold a B or BS tag takes the full
+    ``loads_item`` walk, which converts them: a JSON name is ``B`` only if the text holds
+    ``"B"`` or a ``\\u`` escape, so text without either has no binary to convert.
+    """
+    if '"B"' in text or '"BS"' in text or "\\u" in text:
+        return loads_item(text)
+    try:
+        document = json.loads(text) if _orjson is None else _orjson.loads(text)
+    except (ValueError, RecursionError) as error:
+        raise ContractError(f"item is not JSON: {error}") from error
+    if type(document) is not dict:
+        raise ContractError(
+            f"malformed attribute <item>: an item is a mapping of names to typed values, not "
+            f"{_kind(document)}"
+        )
+    return document
+
+
 def validate_item(item: Item) -> None:
     """Raise :class:`ContractError` naming the attribute path of the first malformed value."""
     try:

@@ -21,7 +21,12 @@ import fastavro
 from fastavro.schema import fingerprint, to_parsing_canonical_form
 from fastavro.types import Schema
 
-from bridge.contract.attributes import dumps_item, dumps_item_utf8, loads_item
+from bridge.contract.attributes import (
+    dumps_item,
+    dumps_item_utf8,
+    loads_item,
+    loads_item_unvalidated,
+)
 from bridge.contract.errors import ContractError
 from bridge.contract.event import ChangeEvent, EventName, Item, Origin
 from bridge.contract.registry import SchemaRegistry
@@ -233,8 +238,15 @@ def _avro_binary(event: ChangeEvent, shard_string: Callable[[str], bytes] = _str
     return b"".join(parts)
 
 
-def decode(value: bytes, registry: SchemaRegistry | None = None) -> ChangeEvent:
-    """The change event in a Kafka value of either framing; :class:`ContractError` if not one."""
+def decode(
+    value: bytes, registry: SchemaRegistry | None = None, *, validate: bool = True
+) -> ChangeEvent:
+    """The change event in a Kafka value of either framing; :class:`ContractError` if not one.
+
+    The Avro envelope and the keys are always checked in full. ``validate=False`` is the trusted
+    path for a consumer that checks the image values it uses as it converts them (the indexer's
+    ``to_plain_json``): images are parsed and B/BS turned into bytes, nothing more.
+    """
     if value[:2] == SINGLE_OBJECT_MAGIC:
         if len(value) < _SINGLE_OBJECT_HEADER_BYTES:
             raise ContractError(f"value truncated: {len(value)} bytes, shorter than its header")
@@ -244,7 +256,7 @@ def decode(value: bytes, registry: SchemaRegistry | None = None) -> ChangeEvent:
                 f"unknown schema fingerprint {value[2:_SINGLE_OBJECT_HEADER_BYTES].hex()}; this "
                 f"build reads {sorted(fp.hex() for fp in KNOWN_FINGERPRINTS)} (upgrade the reader)"
             )
-        return _read(value, _SINGLE_OBJECT_HEADER_BYTES, writer, None)
+        return _read(value, _SINGLE_OBJECT_HEADER_BYTES, writer, None, validate)
     if value[:1] == CONFLUENT_MAGIC:
         if len(value) < _CONFLUENT_HEADER_BYTES:
             raise ContractError(f"value truncated: {len(value)} bytes, shorter than its header")
@@ -255,7 +267,7 @@ def decode(value: bytes, registry: SchemaRegistry | None = None) -> ChangeEvent:
                 "schema registry"
             )
         writer, reader = _registry_schemas(registry.schema_by_id(schema_id))
-        return _read(value, _CONFLUENT_HEADER_BYTES, writer, reader)
+        return _read(value, _CONFLUENT_HEADER_BYTES, writer, reader, validate)
     if not value:
         raise ContractError("value is empty; expected an Avro change event")
     raise ContractError(
@@ -279,7 +291,40 @@ def _registry_schemas(schema_text: str) -> tuple[Schema, Schema | None]:
         raise ContractError(f"the registry's schema is not usable Avro: {error}") from error
 
 
-def _read(value: bytes, offset: int, writer: Schema, reader: Schema | None) -> ChangeEvent:
+Fields = tuple[
+    str, EventName, str, str, str, str, int, int, str, str | None, str | None, bool, Origin
+]
+"""The record's fields in the schema's order, enums as enums: what both readers return."""
+
+
+def _read(
+    value: bytes, offset: int, writer: Schema, reader: Schema | None, validate: bool
+) -> ChangeEvent:
+    fields = _fast_fields(value, offset) if writer is _READ_SCHEMA and reader is None else None
+    if fields is None:
+        fields = _fastavro_fields(value, offset, writer, reader)
+    (table, event_name, event_id, stream_arn, shard_id, sequence_number, created, version,
+     keys, new_image, old_image, ttl_delete, origin) = fields  # fmt: skip
+    load = loads_item if validate else loads_item_unvalidated
+    return ChangeEvent(
+        table=table,
+        event_name=event_name,
+        event_id=event_id,
+        stream_arn=stream_arn,
+        shard_id=shard_id,
+        sequence_number=sequence_number,
+        approximate_creation_time_ms=created,
+        version=version,
+        keys=_item("keys", keys, loads_item),
+        new_image=None if new_image is None else _item("new_image", new_image, load),
+        old_image=None if old_image is None else _item("old_image", old_image, load),
+        ttl_delete=ttl_delete,
+        origin=origin,
+    )
+
+
+def _fastavro_fields(value: bytes, offset: int, writer: Schema, reader: Schema | None) -> Fields:
+    """The reference reader: fastavro, for any writer schema and for every value that is odd."""
     buffer = io.BytesIO(value)
     buffer.seek(offset)
     try:
@@ -294,20 +339,20 @@ def _read(value: bytes, offset: int, writer: Schema, reader: Schema | None) -> C
     created = record["approximate_creation_time"]
     if isinstance(created, datetime):  # a resolved registry schema applies timestamp-millis
         created = (created - _EPOCH) // _MILLISECOND
-    return ChangeEvent(
-        table=record["table"],
-        event_name=EventName(record["event_name"]),
-        event_id=record["event_id"],
-        stream_arn=record["stream_arn"],
-        shard_id=record["shard_id"],
-        sequence_number=record["sequence_number"],
-        approximate_creation_time_ms=created,
-        version=record["version"],
-        keys=_item("keys", record["keys"]),
-        new_image=_image("new_image", record["new_image"]),
-        old_image=_image("old_image", record["old_image"]),
-        ttl_delete=record["ttl_delete"],
-        origin=Origin(record["origin"]),
+    return (
+        record["table"],
+        EventName(record["event_name"]),
+        record["event_id"],
+        record["stream_arn"],
+        record["shard_id"],
+        record["sequence_number"],
+        created,
+        record["version"],
+        record["keys"],
+        record["new_image"],
+        record["old_image"],
+        record["ttl_delete"],
+        Origin(record["origin"]),
     )
 
 
@@ -315,12 +360,78 @@ _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _MILLISECOND = timedelta(milliseconds=1)
 
 
-def _item(field: str, text: str) -> Item:
+def _item(field: str, text: str, load: Callable[[str], Item]) -> Item:
     try:
-        return loads_item(text)
+        return load(text)
     except ContractError as error:
         raise ContractError(f"{field}: {error}") from error
 
 
-def _image(field: str, text: str | None) -> Item | None:
-    return None if text is None else _item(field, text)
+# The hot path reads the Avro binary of the shipped schema itself, the mirror of the writer
+# above: fastavro's schemaless_reader costs ~7 us a call, mostly fixed overhead. Anything
+# unexpected (truncation, a 10-byte varint, a boolean byte other than 0 or 1, bad UTF-8, bytes
+# left over) returns None, and fastavro reads the value again and gives the reference answer or
+# error; a property test holds the two equal on valid and on garbage values.
+_READ_STRING, _READ_LONG, _READ_OPTIONAL, _READ_BOOLEAN = "string", "long", "union", "boolean"
+_KINDS: tuple[str | tuple[EventName, ...] | tuple[Origin, ...], ...] = (
+    _READ_STRING, tuple(EventName), _READ_STRING, _READ_STRING, _READ_STRING, _READ_STRING,
+    _READ_LONG, _READ_LONG, _READ_STRING, _READ_OPTIONAL, _READ_OPTIONAL, _READ_BOOLEAN,
+    tuple(Origin),
+)  # fmt: skip
+"""_LAYOUT as the reader walks it: an enum is its tuple of symbols."""
+_MAX_VARINT_SHIFT = 56
+"""Varints of at most 9 bytes (63 bits) are read here; longer ones are left to fastavro."""
+
+
+def _fast_fields(value: bytes, pos: int) -> Fields | None:
+    """The fields of the record at ``pos`` of ``value``, or None where fastavro must judge.
+
+    One loop, every varint inlined: a call per field would cost as much as fastavro.
+    """
+    fields: list[object] = []
+    append = fields.append
+    size = len(value)
+    try:
+        for kind in _KINDS:
+            byte = value[pos]
+            pos += 1
+            if kind is _READ_OPTIONAL:
+                if byte == 0:
+                    append(None)
+                    continue
+                if byte != 2:  # the zigzag varint of union branch 1, "string"
+                    return None
+                kind = _READ_STRING
+                byte = value[pos]
+                pos += 1
+            elif kind is _READ_BOOLEAN:
+                if byte > 1:
+                    return None
+                append(byte == 1)
+                continue
+            n, shift = byte & 0x7F, 7
+            while byte & 0x80:
+                if shift > _MAX_VARINT_SHIFT:
+                    return None
+                byte = value[pos]
+                pos += 1
+                n |= (byte & 0x7F) << shift
+                shift += 7
+            n = (n >> 1) ^ -(n & 1)  # zigzag
+            if kind is _READ_STRING:
+                end = pos + n
+                if n < 0 or end > size:
+                    return None
+                append(value[pos:end].decode("utf-8"))
+                pos = end
+            elif kind is _READ_LONG:
+                append(n)
+            else:
+                if not 0 <= n < len(kind):
+                    return None
+                append(kind[n])
+    except (IndexError, UnicodeDecodeError):
+        return None
+    if pos != size:
+        return None
+    return tuple(fields)  # type: ignore[return-value]  # the types _KINDS lists, in its order

@@ -138,7 +138,9 @@ def _run(
             metrics,
             heartbeat,
             stop,
-            decode=partial(decode, registry=registry),
+            # The envelope and keys are always checked; the new image is checked while
+            # to_plain_json converts it, so a malformed one is dead-lettered, never lost.
+            decode=partial(decode, registry=registry, validate=False),
         )
         log.info("indexing %s into %s", ", ".join(tables_by_topic), settings.search.backend.value)
         worker.run()

@@ -11,7 +11,7 @@ import functools
 import hashlib
 from collections.abc import Iterable
 from decimal import Decimal
-from typing import Any
+from typing import Any, TypeGuard
 
 from bridge.contract import (
     AttributeValue,
@@ -20,6 +20,7 @@ from bridge.contract import (
     EventName,
     Item,
     normalize_number,
+    validate_item,
 )
 from consumers.indexer.actions import Action, ActionKind
 
@@ -121,19 +122,39 @@ def to_plain_json(item: Item) -> dict[str, Any]:
     S string; N number when exact (below) else its canonical decimal string; B base64; BOOL;
     NULL null; M object; L array; SS/NS/BS arrays sorted by value (sets have no order, and a
     replayed image must give the same document).
+
+    Every value is checked as it is converted, exactly as ``validate_item`` checks it, so an
+    image decoded without validation (``decode(..., validate=False)``) is safe here: a malformed
+    one raises :class:`ContractError` naming the attribute, never a stray ``TypeError``.
     """
-    return _plain_map(item)
+    try:
+        return _plain_map(item)
+    except (_NotPlainError, ContractError, RecursionError):
+        validate_item(item)  # the reference check names the path of the first malformed value
+        raise ContractError("item is not DynamoDB typed JSON") from None
+
+
+class _NotPlainError(Exception):
+    """Something below is malformed; ``to_plain_json`` asks ``validate_item`` for the details."""
 
 
 def _plain_map(item: Item) -> dict[str, Any]:
-    # The hot path: strings and numbers are most attributes, so they are converted inline
-    # rather than through a call per value (a third of the conversion time).
+    # The hot path: strings and numbers are most attributes, so they are checked and converted
+    # inline rather than through a call per value (a third of the conversion time).
+    if type(item) is not dict:
+        raise _NotPlainError
     plain: dict[str, Any] = {}
     for name, value in item.items():
+        if type(name) is not str or type(value) is not dict or len(value) != 1:
+            raise _NotPlainError
         if "S" in value:
-            plain[name] = value["S"]
+            if type(text := value["S"]) is not str:
+                raise _NotPlainError
+            plain[name] = text
         elif "N" in value:
-            plain[name] = plain_number(value["N"])
+            if type(number := value["N"]) is not str:
+                raise _NotPlainError
+            plain[name] = plain_number(number)
         else:
             plain[name] = _plain(value)
     return plain
@@ -141,27 +162,55 @@ def _plain_map(item: Item) -> dict[str, Any]:
 
 def _plain(value: AttributeValue) -> Any:
     # Membership tests on the one-key dict, most frequent types first.
+    if type(value) is not dict or len(value) != 1:
+        raise _NotPlainError
     if "S" in value:
-        return value["S"]
+        if type(text := value["S"]) is not str:
+            raise _NotPlainError
+        return text
     if "N" in value:
-        return plain_number(value["N"])
+        if type(number := value["N"]) is not str:
+            raise _NotPlainError
+        return plain_number(number)
     if "M" in value:
         return _plain_map(value["M"])
     if "L" in value:
-        return [_plain(member) for member in value["L"]]
+        if type(members := value["L"]) is not list:
+            raise _NotPlainError
+        return [_plain(member) for member in members]
     if "BOOL" in value:
-        return value["BOOL"]
+        if type(flag := value["BOOL"]) is not bool:
+            raise _NotPlainError
+        return flag
     if "NULL" in value:
+        if value["NULL"] is not True:
+            raise _NotPlainError
         return None
-    if "SS" in value:
-        return sorted(value["SS"])
-    if "NS" in value:
-        return [plain_number(member) for member in sorted(value["NS"], key=Decimal)]
-    if "B" in value:
-        return base64.b64encode(value["B"]).decode("ascii")
-    if "BS" in value:
-        return [base64.b64encode(member).decode("ascii") for member in sorted(value["BS"])]
-    raise ContractError(f"not a DynamoDB typed value: {value!r:.80}")
+    return _plain_set_or_binary(value)
+
+
+def _plain_set_or_binary(value: AttributeValue) -> Any:
+    if _is_set(strings := value.get("SS"), str):
+        return sorted(strings)
+    if _is_set(numbers := value.get("NS"), str):
+        if len({normalize_number(member) for member in numbers}) != len(numbers):
+            raise _NotPlainError
+        return [plain_number(member) for member in sorted(numbers, key=Decimal)]
+    if type(binary := value.get("B")) is bytes:
+        return base64.b64encode(binary).decode("ascii")
+    if _is_set(binaries := value.get("BS"), bytes):
+        return [base64.b64encode(member).decode("ascii") for member in sorted(binaries)]
+    raise _NotPlainError
+
+
+def _is_set(payload: Any, member_type: type) -> TypeGuard[list[Any]]:
+    """A DynamoDB set: a non-empty list of distinct members of one type."""
+    return (
+        type(payload) is list
+        and bool(payload)
+        and all(type(member) is member_type for member in payload)
+        and len(set(payload)) == len(payload)
+    )
 
 
 def plain_number(text: str) -> int | float | str:

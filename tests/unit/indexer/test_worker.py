@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from dataclasses import replace
+from functools import partial
 
 import pytest
 
-from bridge.contract import EventName, decode
+from bridge.contract import ChangeEvent, EventName, decode
 from bridge.health import Heartbeat
 from consumers.indexer.actions import Action, ItemResult
 from consumers.indexer.batching import Limits
@@ -33,7 +35,12 @@ from tests.unit.indexer.fakes import (
 
 
 class Rig:
-    def __init__(self, partitions: tuple[Partition, ...] = (P0,), max_docs: int = 100) -> None:
+    def __init__(
+        self,
+        partitions: tuple[Partition, ...] = (P0,),
+        max_docs: int = 100,
+        decode: Callable[[bytes], ChangeEvent] = decode,
+    ) -> None:
         self.clock = FakeClock()
         self.consumer = FakeConsumer(self.clock, assignment=partitions)
         self.search = FakeSearch(self.clock)
@@ -357,3 +364,26 @@ def test_revoke_during_a_bulk_waits_for_it_and_commits_what_it_settled() -> None
     assert rig.consumer.committed(P1) == 1  # committed on revoke, before P1 was given away
     assert rig.consumer.committed(P0) == 1
     assert len(rig.search.bulks) == 1
+
+
+def test_malformed_images_on_the_trusted_decode_path_are_dead_lettered_not_dropped() -> None:
+    """decode(validate=False) leaves image values to to_plain_json: a bad one is invalid_change."""
+    rig = Rig(decode=partial(decode, validate=False))
+    good = event("a", 1)
+    rig.consumer.add(
+        record(P0, 0, good),
+        record(P0, 1, replace(event("b", 2), new_image={"v": {"N": "not a number"}})),
+        record(P0, 2, replace(event("c", 3), new_image={"v": {"X": "1"}})),
+        record(P0, 3, replace(event("d", 4), new_image={"v": {"S": "x", "N": "1"}})),
+        record(P0, 4, event("e", 5)),
+    )
+    rig.consumer.stop_when = lambda: _all_settled(rig, P0, 5)
+    rig.run()
+    assert [(letter.record.offset, letter.error_type) for letter in rig.dlq.letters] == [
+        (1, "invalid_change"),
+        (2, "invalid_change"),
+        (3, "invalid_change"),
+    ]
+    assert "malformed attribute v" in rig.dlq.letters[0].reason
+    assert set(rig.search.docs) == {("orders", "a"), ("orders", "e")}
+    assert rig.consumer.committed(P0) == 5
