@@ -31,6 +31,7 @@ from bridge.backfill.commands import run_backfill
 from bridge.backfill.runner import Options
 from bridge.settings import load_settings
 from consumers.indexer.documents import index_name
+from tests.tables import create_pk_sk_table
 
 
 def item(i: int) -> dict[str, Any]:
@@ -46,18 +47,7 @@ def item(i: int) -> dict[str, Any]:
 
 
 def load_table(ddb: Any, table: str, count: int) -> None:
-    ddb.create_table(
-        TableName=table,
-        KeySchema=[
-            {"AttributeName": "pk", "KeyType": "HASH"},
-            {"AttributeName": "sk", "KeyType": "RANGE"},
-        ],
-        AttributeDefinitions=[
-            {"AttributeName": "pk", "AttributeType": "S"},
-            {"AttributeName": "sk", "AttributeType": "N"},
-        ],
-        BillingMode="PAY_PER_REQUEST",
-    )
+    create_pk_sk_table(ddb, table, stream=False)
 
     def batch(start: int) -> None:
         requests = [{"PutRequest": {"Item": item(i)}} for i in range(start, min(count, start + 25))]

@@ -37,6 +37,7 @@ from bridge.reader import IteratorRequest, Page
 from bridge.records import ShardSource, change_events
 from bridge.settings import BridgeSettings, KafkaSettings, TopicSettings
 from bridge.worker import Worker
+from tests.tables import create_pk_sk_table
 
 PAGE = 1000
 SHARDS = 4
@@ -259,19 +260,7 @@ def trial_moto(records: int) -> dict[str, Any]:
     os.environ.setdefault("AWS_SECRET_ACCESS_KEY", "testing")
     dynamodb, streams = aws_clients(AwsSettings(endpoint_url=MOTO))
     table = f"benchmoto-{uuid.uuid4().hex[:8]}"
-    dynamodb.create_table(
-        TableName=table,
-        KeySchema=[
-            {"AttributeName": "pk", "KeyType": "HASH"},
-            {"AttributeName": "sk", "KeyType": "RANGE"},
-        ],
-        AttributeDefinitions=[
-            {"AttributeName": "pk", "AttributeType": "S"},
-            {"AttributeName": "sk", "AttributeType": "N"},
-        ],
-        BillingMode="PAY_PER_REQUEST",
-        StreamSpecification={"StreamEnabled": True, "StreamViewType": "NEW_AND_OLD_IMAGES"},
-    )
+    create_pk_sk_table(dynamodb, table)
     try:
         rng = random.Random(3)
         for start in range(0, records, 25):

@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Any
 from bridge.backfill.plan import snapshot_event
 from bridge.contract import Item
 from consumers.indexer.documents import build_action, index_name
+from tests.tables import create_pk_sk_table
 
 if TYPE_CHECKING:
     from mypy_boto3_dynamodb import DynamoDBClient
@@ -97,18 +98,7 @@ def typed_item(i: int) -> Item:
 
 def create_loaded_table(dynamodb: DynamoDBClient, table: str, count: int) -> None:
     """Created without a stream, loaded, and only then given a stream (the onboarding case)."""
-    dynamodb.create_table(
-        TableName=table,
-        KeySchema=[
-            {"AttributeName": "pk", "KeyType": "HASH"},
-            {"AttributeName": "sk", "KeyType": "RANGE"},
-        ],
-        AttributeDefinitions=[
-            {"AttributeName": "pk", "AttributeType": "S"},
-            {"AttributeName": "sk", "AttributeType": "N"},
-        ],
-        BillingMode="PAY_PER_REQUEST",
-    )
+    create_pk_sk_table(dynamodb, table, stream=False)
     for start in range(0, count, 25):
         batch = [
             {"PutRequest": {"Item": typed_item(i)}} for i in range(start, min(count, start + 25))

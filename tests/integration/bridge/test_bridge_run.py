@@ -30,6 +30,7 @@ import pytest
 from confluent_kafka import Consumer, KafkaException, TopicPartition  # noqa: TID251 - tests read the real topics
 
 from bridge.contract import HEADER_SEQUENCE_NUMBER
+from tests.tables import create_pk_sk_table
 
 if TYPE_CHECKING:
     from mypy_boto3_dynamodb import DynamoDBClient
@@ -81,19 +82,7 @@ def env(
 ) -> Iterator[Env]:
     tables = [unique_name("brt") for _ in range(4)]
     for table in tables:
-        dynamodb.create_table(
-            TableName=table,
-            KeySchema=[
-                {"AttributeName": "pk", "KeyType": "HASH"},
-                {"AttributeName": "sk", "KeyType": "RANGE"},
-            ],
-            AttributeDefinitions=[
-                {"AttributeName": "pk", "AttributeType": "S"},
-                {"AttributeName": "sk", "AttributeType": "N"},
-            ],
-            BillingMode="PAY_PER_REQUEST",
-            StreamSpecification={"StreamEnabled": True, "StreamViewType": "NEW_AND_OLD_IMAGES"},
-        )
+        create_pk_sk_table(dynamodb, table)
     lease_table = unique_name("leases")
     yield Env(
         dynamodb,

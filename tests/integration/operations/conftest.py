@@ -21,6 +21,7 @@ if TYPE_CHECKING:
 
 
 from bridge.settings import SearchBackend as BackendName
+from tests.tables import create_pk_sk_table
 
 from .ops_pipeline import Pipeline
 
@@ -49,19 +50,7 @@ def pipeline(
     }.items():
         monkeypatch.setenv(name, value)
     table, prefix = unique_name("ops"), f"{unique_name('t')}."
-    dynamodb.create_table(
-        TableName=table,
-        KeySchema=[
-            {"AttributeName": "pk", "KeyType": "HASH"},
-            {"AttributeName": "sk", "KeyType": "RANGE"},
-        ],
-        AttributeDefinitions=[
-            {"AttributeName": "pk", "AttributeType": "S"},
-            {"AttributeName": "sk", "AttributeType": "N"},
-        ],
-        BillingMode="PAY_PER_REQUEST",
-        StreamSpecification={"StreamEnabled": True, "StreamViewType": "NEW_AND_OLD_IMAGES"},
-    )
+    create_pk_sk_table(dynamodb, table)
     backend_name, url = search
     pipeline = Pipeline(
         dynamodb=dynamodb,
