@@ -59,6 +59,7 @@ def run_bridge(settings: Settings, stop: threading.Event | None = None) -> int:
     from bridge.coordinator import LeaseCoordinator
     from bridge.discovery import StreamDiscovery
     from bridge.health import HealthServer, Heartbeat
+    from bridge.lease_keeper import LeaseKeeper
     from bridge.lease_store import DynamoLeaseStore
     from bridge.metrics import BridgeMetrics
     from bridge.producer import KafkaPublisher, ensure_topics
@@ -100,6 +101,7 @@ def run_bridge(settings: Settings, stop: threading.Event | None = None) -> int:
             heartbeat,
             settings.bridge,
             stop,
+            keeper=LeaseKeeper(coordinator),
         )
         worker.run()
     except ConfigError as error:

@@ -1,14 +1,17 @@
 """The bridge's coordination layer: shard sync, lease renew/take/steal, checkpoints, release.
 
 A lease this worker lost (refused write, seen owned by another, or unrenewed for
-``lease_duration_s`` by our clock) is dropped at once and never checkpointed again. No loop
-here: the worker loop calls :meth:`LeaseCoordinator.tick`, which does what the clock says is due.
+``lease_duration_s`` by our clock) is dropped at once and never checkpointed again. One lock
+serialises every read and write of the lease state, so the lease keeper's renewals and the
+worker's checkpoints never race each other for the same counter; no loop here.
 """
 
 from __future__ import annotations
 
 import logging
+import math
 import random
+import threading
 import time
 from collections.abc import Callable, Sequence
 from typing import Protocol
@@ -96,6 +99,10 @@ class LeaseCoordinator:
         self._seen: dict[str, Sighting] = {}
         self._lost: set[str] = set()
         self._next_sync = self._next_renew = self._next_take = 0.0
+        # Held across lease-table calls (a Scan must not interleave with our own writes, or it
+        # would show an older counter of a lease we hold), never across DescribeStream.
+        self._lock = threading.Lock()
+        self._closed = False  # release_all() ran: nothing may be renewed or taken again
 
     # -- lifecycle ----------------------------------------------------------------------
 
@@ -107,87 +114,119 @@ class LeaseCoordinator:
             infos.append(info)
         self._streams = {info.stream_arn: info for info in infos}
         self._store.ensure_table()
-        now = self._clock()
-        self._refresh(now)
-        self._sync(now)
-        self._next_sync = now + self._settings.shard_sync_interval_s
-        self._next_renew = now + self._settings.lease_renew_interval_s
-        self._next_take = now
+        listings = self._listings()
+        with self._lock:
+            now = self._clock()
+            self._refresh(now)
+            self._sync(listings, now)
+            self._next_sync = now + self._settings.shard_sync_interval_s
+            self._next_renew = now + self._settings.lease_renew_interval_s
+            self._next_take = now
         return infos
 
     def tick(self) -> None:
-        now = self._clock()
-        if now >= self._next_renew:
-            self._renew(now)
-            self._next_renew = now + self._settings.lease_renew_interval_s
-        sync_due, take_due = now >= self._next_sync, now >= self._next_take
-        if not (sync_due or take_due):
-            return
-        try:
-            self._refresh(now)
-        except LeaseTableUnavailable as exc:
-            log.warning("lease table unavailable, retrying next take interval: %s", exc)
-            self._next_take = now + self._settings.lease_take_interval_s
-            return
-        if sync_due:
-            self._sync(now)
-            self._next_sync = now + self._settings.shard_sync_interval_s
-        if take_due:
-            self._take(now)
-            self._next_take = self._next_take_at(now)
+        """Renew, sync shards and take leases as far as the clock says they are due."""
+        with self._lock:
+            if self._closed:
+                return
+            now = self._clock()
+            if now >= self._next_renew:
+                self._renew(now)
+                self._next_renew = now + self._settings.lease_renew_interval_s
+            sync_due, take_due = now >= self._next_sync, now >= self._next_take
+            if not (sync_due or take_due):
+                return
+            try:
+                self._refresh(now)
+            except LeaseTableUnavailable as exc:
+                log.warning("lease table unavailable, retrying next take interval: %s", exc)
+                # Both rounds wait: otherwise the keeper would Scan again at once, in a loop.
+                retry_at = now + self._settings.lease_take_interval_s
+                self._next_take = retry_at
+                if sync_due:
+                    self._next_sync = retry_at
+                return
+        listings = self._listings() if sync_due else {}
+        with self._lock:
+            if self._closed:
+                return
+            now = self._clock()
+            if sync_due:
+                self._sync(listings, now)
+                self._next_sync = now + self._settings.shard_sync_interval_s
+            if take_due:
+                self._take(now)
+                self._next_take = self._next_take_at(now)
+
+    def due_at(self) -> float:
+        """When (our clock) :meth:`tick` has something to do next; never after release_all()."""
+        with self._lock:
+            if self._closed:
+                return math.inf
+            return min(self._next_renew, self._next_sync, self._next_take)
 
     def release_all(self) -> None:
-        for key in sorted(self._held):
-            lease = self._leases[key]
-            try:
-                if self._store.replace(lease, lm.released(lease)):
-                    self._leases[key] = lm.released(lease)
-                    log.info("released lease %s", key)
-            except LeaseTableUnavailable as exc:
-                log.warning("could not release lease %s (it will expire instead): %s", key, exc)
-        self._held.clear()
+        """Give every held lease up; afterwards :meth:`tick` renews and takes nothing."""
+        with self._lock:
+            self._closed = True
+            for key in sorted(self._held):
+                lease = self._leases[key]
+                try:
+                    if self._store.replace(lease, lm.released(lease)):
+                        self._leases[key] = lm.released(lease)
+                        log.info("released lease %s", key)
+                except LeaseTableUnavailable as exc:
+                    log.warning("could not release lease %s (it will expire instead): %s", key, exc)
+            self._held.clear()
 
     # -- queries ------------------------------------------------------------------------
 
     def readable(self) -> list[Lease]:
-        now = self._clock()
-        fresh = [
-            self._leases[key]
-            for key, written_at in self._held.items()
-            if now - written_at < self._settings.lease_duration_s
-        ]
-        return lineage.readable(fresh, self._leases, self._present)
+        with self._lock:
+            now = self._clock()
+            fresh = [
+                self._leases[key]
+                for key, written_at in self._held.items()
+                if now - written_at < self._settings.lease_duration_s
+            ]
+            return lineage.readable(fresh, self._leases, self._present)
 
     def lost(self) -> set[str]:
-        lost, self._lost = self._lost, set()
-        return lost
+        with self._lock:
+            lost, self._lost = self._lost, set()
+            return lost
 
     def leases(self) -> list[Lease]:
-        return sorted(self._leases.values(), key=lambda lease: (lease.table, lease.shard_id))
+        with self._lock:
+            rows = list(self._leases.values())
+        return sorted(rows, key=lambda lease: (lease.table, lease.shard_id))
 
     # -- writes on behalf of the reader -------------------------------------------------
 
     def checkpoint(self, lease_key: str, sequence_number: str, last_version: int) -> bool:
-        return self._advance(lease_key, sequence_number, last_version)
+        with self._lock:
+            return self._advance(lease_key, sequence_number, last_version)
 
     def shard_end(self, lease_key: str, last_version: int) -> bool:
-        if not self._advance(lease_key, SHARD_END, last_version):
-            return False
-        self._held.pop(lease_key, None)  # finished: nothing left to renew or read
-        lease = self._leases[lease_key]
+        with self._lock:
+            if not self._advance(lease_key, SHARD_END, last_version):
+                return False
+            self._held.pop(lease_key, None)  # finished: nothing left to renew or read
+            lease = self._leases[lease_key]
         try:
-            self._adopt_children(
-                lease, self._discovery.child_shards(lease.stream_arn, lease.shard_id)
-            )
+            found = self._discovery.child_shards(lease.stream_arn, lease.shard_id)
+            with self._lock:
+                self._adopt_children(lease, found)
         except (StreamUnavailable, LeaseTableUnavailable) as exc:
             # SHARD_END is written; the next shard sync creates the children instead.
             log.warning("children of %s not leased yet, next sync retries: %s", lease_key, exc)
         return True
 
     def record_gap(self, lease_key: str, gap: str) -> bool:
-        if lease_key not in self._held:
-            return False
-        return self._write_held(lease_key, lm.with_gap(self._leases[lease_key], gap))
+        with self._lock:
+            if lease_key not in self._held:
+                return False
+            return self._write_held(lease_key, lm.with_gap(self._leases[lease_key], gap))
 
     # -- internals ----------------------------------------------------------------------
 
@@ -199,11 +238,14 @@ class LeaseCoordinator:
 
     def _write_held(self, lease_key: str, new: Lease) -> bool:
         """Conditional write of a held lease; a refusal means it was lost."""
+        # Freshness counts from the moment the write was sent, not answered: another worker
+        # may have started its expiry clock on this counter while the response was slow.
+        sent_at = self._clock()
         if not self._store.replace(self._leases[lease_key], new):
             self._lose(lease_key, "conditional write refused")
             return False
         self._leases[lease_key] = new
-        self._held[lease_key] = self._clock()
+        self._held[lease_key] = sent_at
         return True
 
     def _lose(self, lease_key: str, why: str) -> None:
@@ -234,14 +276,20 @@ class LeaseCoordinator:
                 else:
                     log.warning("renew of %s failed, retrying: %s", key, exc)
 
-    def _sync(self, now: float) -> None:
-        start_latest = self._settings.start_position == StartPosition.LATEST
+    def _listings(self) -> dict[str, list[Shard]]:
+        """Every stream's shards (DescribeStream: called without the lock); failures skipped."""
+        listings: dict[str, list[Shard]] = {}
         for arn, info in self._streams.items():
             try:
-                shards = self._discovery.shards(arn)
+                listings[arn] = self._discovery.shards(arn)
             except StreamUnavailable as exc:
                 log.warning("shard sync of table %s failed, retrying later: %s", info.table, exc)
-                continue
+        return listings
+
+    def _sync(self, listings: dict[str, list[Shard]], now: float) -> None:
+        start_latest = self._settings.start_position == StartPosition.LATEST
+        for arn, shards in listings.items():
+            info = self._streams[arn]
             self._present[arn] = frozenset(shard.shard_id for shard in shards)
             existing = [lease for lease in self._leases.values() if lease.stream_arn == arn]
             for lease in lineage.new_leases(info, shards, existing, start_latest=start_latest):

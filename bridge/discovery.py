@@ -7,6 +7,7 @@ limit); botocore errors leave this module only as ``bridge.shards.StreamError`` 
 from __future__ import annotations
 
 import logging
+import threading
 import time
 from collections.abc import Callable, Iterator
 from typing import TYPE_CHECKING, Any
@@ -73,6 +74,7 @@ class StreamDiscovery:
         self._clock = clock
         self._sleep = sleep
         self._next_call: dict[str, float] = {}
+        self._pacing = threading.Lock()
         self._shard_filter = True
 
     def describe_table(self, table: str) -> StreamInfo:
@@ -158,11 +160,14 @@ class StreamDiscovery:
             raise StreamUnavailable(f"DescribeStream {stream_arn}: {exc}") from exc
 
     def _pace(self, stream_arn: str) -> None:
-        now = self._clock()
-        due = self._next_call.get(stream_arn, now)
+        # The lease keeper's shard sync and the worker's child lookups share this budget: a
+        # slot is reserved under the lock, and the wait for it happens outside.
+        with self._pacing:
+            now = self._clock()
+            due = self._next_call.get(stream_arn, now)
+            self._next_call[stream_arn] = max(now, due) + self._spacing_s
         if due > now:
             self._sleep(due - now)
-        self._next_call[stream_arn] = max(now, due) + self._spacing_s
 
 
 def _translate(exc: ClientError, what: str) -> StreamError:

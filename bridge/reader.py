@@ -5,12 +5,15 @@ iterator is re-acquired AFTER the last record *read* (not the checkpoint), so it
 duplicates; a fresh reader starts after the lease's checkpoint, and whatever it re-reads from
 there carries the same versions as before, so it is a byte-identical duplicate. A closed shard
 (``NextShardIterator`` absent) is drained: its last page is published like any other, and the
-shard is finished only once every record is acknowledged.
+shard is finished only once every record is acknowledged. A GetRecords that timed out halves the
+shard's page size, and successful pages grow it back: a slow endpoint slows the shard, never
+stalls it.
 """
 
 from __future__ import annotations
 
 import enum
+import logging
 import random
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -22,6 +25,8 @@ from bridge.leases import LATEST, SHARD_END, TRIM_HORIZON
 from bridge.records import ShardSource, change_events
 from bridge.settings import BridgeSettings, TrimmedPolicy
 
+log = logging.getLogger(__name__)
+
 THROTTLE_BASE_S = 0.1
 
 
@@ -31,6 +36,7 @@ class ShardReadError(Exception):
     ShardReadError
      ├── ExpiredIteratorError  the iterator is older than 15 minutes: re-acquire it
      ├── ThrottledError        too many requests: back off with jitter, retry
+     │    └── TimedOutError    no answer within the read timeout: also ask for a smaller page
      ├── TrimmedDataError      the position is older than the 24 h retention: records were lost
      └── ShardGoneError        the shard no longer exists (fully trimmed, or the stream is gone)
     Any other failure of the service is an ordinary exception: fatal, crash-only.
@@ -42,6 +48,10 @@ class ExpiredIteratorError(ShardReadError):
 
 
 class ThrottledError(ShardReadError):
+    pass
+
+
+class TimedOutError(ThrottledError):
     pass
 
 
@@ -119,6 +129,16 @@ def idle_delay_s(previous_s: float, minimum_s: float, maximum_s: float) -> float
     return min(maximum_s, max(minimum_s, previous_s * 2))
 
 
+def shrunk_limit(limit: int) -> int:
+    """The page size after a timed-out GetRecords: a slow endpoint answers small pages sooner."""
+    return max(1, limit // 2)
+
+
+def grown_limit(limit: int, configured: int) -> int:
+    """The page size after a successful GetRecords: back to ``configured`` in ten steps."""
+    return min(configured, limit + max(1, configured // 10))
+
+
 def throttle_delay_s(attempt: int, cap_s: float, rng: Callable[[], float]) -> float:
     """Exponential backoff with full jitter: spreading retries of many shards and workers
     uniformly over the window avoids them hitting the throttled API again in lockstep."""
@@ -151,6 +171,7 @@ class ShardReader:
         self._next_poll_at = 0.0
         self._idle_s = 0.0
         self._throttles = 0
+        self._limit = settings.get_records_limit
         self._checkpointed = Position(checkpoint, last_version)
         self._checkpointed_at = 0.0
 
@@ -161,6 +182,11 @@ class ShardReader:
 
     def due(self, now: float) -> bool:
         return self.state is ReadState.READING and now >= self._next_poll_at
+
+    @property
+    def page_limit(self) -> int:
+        """The ``Limit`` of the next GetRecords (below the configured one after timeouts)."""
+        return self._limit
 
     def next_poll_at(self) -> float:
         return self._next_poll_at
@@ -180,11 +206,17 @@ class ShardReader:
                 self._iterator = streams.shard_iterator(
                     self.source.stream_arn, self.source.shard_id, self.resume_request()
                 )
-            page = streams.records(self._iterator, self._settings.get_records_limit)
+            page = streams.records(self._iterator, self._limit)
         except ExpiredIteratorError:
             self._iterator = None  # re-acquired from the last read record, at once
             return ReadResult()
-        except ThrottledError:
+        except ThrottledError as error:
+            if isinstance(error, TimedOutError):
+                self._limit = shrunk_limit(self._limit)
+                log.warning(
+                    "%s shard %s: %s; next pages ask for %d records",
+                    self.source.table, self.source.shard_id, error, self._limit,
+                )  # fmt: skip
             self._throttles += 1
             delay = throttle_delay_s(
                 self._throttles, self._settings.throttle_backoff_max_s, self._rng
@@ -196,6 +228,7 @@ class ShardReader:
         except ShardGoneError as error:
             return self._gone(str(error))
         self._throttles = 0
+        self._limit = grown_limit(self._limit, self._settings.get_records_limit)
         return self._page(page, now)
 
     def _page(self, page: Page, now: float) -> ReadResult:

@@ -24,6 +24,7 @@ from bridge.reader import (
     ShardGoneError,
     ShardReadError,
     ThrottledError,
+    TimedOutError,
     TrimmedDataError,
 )
 from bridge.settings import AwsSettings
@@ -47,19 +48,37 @@ _ERRORS: dict[str, type[ShardReadError]] = {
 _TRANSIENT = (EndpointConnectionError, ConnectionClosedError, ReadTimeoutError)
 
 
+STREAMS_READ_TIMEOUT_S = 10
+"""A GetRecords page (at most 1 MB) that takes this long is not coming: the reader backs off and
+asks for a smaller page instead of blocking its loop (every other shard of the worker waits)."""
+STREAMS_ATTEMPTS = 2
+"""botocore's own attempts per Streams call; a GetRecords blocks at most this many connect +
+read timeouts (30 s, below ``bridge.stall_timeout_s``), then the reader's jittered backoff takes
+over. Retrying the same oversized page more often only repeats the timeout."""
+
+
 def aws_clients(aws: AwsSettings) -> tuple[DynamoDBClient, DynamoDBStreamsClient]:
     """DynamoDB and Streams clients: standard credential chain, bounded retries and timeouts."""
-    config = Config(
+    tables = Config(
         retries={"max_attempts": 5, "mode": "standard"},
         connect_timeout=5,
         read_timeout=20,
         max_pool_connections=20,
     )
-    common: dict[str, Any] = {"region_name": aws.region, "config": config}
+    streams = tables.merge(
+        Config(
+            retries={"total_max_attempts": STREAMS_ATTEMPTS, "mode": "standard"},
+            read_timeout=STREAMS_READ_TIMEOUT_S,
+        )
+    )
+    common: dict[str, Any] = {"region_name": aws.region}
     if aws.endpoint_url:
         common["endpoint_url"] = aws.endpoint_url
     session = boto3.session.Session()
-    return session.client("dynamodb", **common), session.client("dynamodbstreams", **common)
+    return (
+        session.client("dynamodb", config=tables, **common),
+        session.client("dynamodbstreams", config=streams, **common),
+    )
 
 
 class DynamoStreams:
@@ -96,6 +115,8 @@ class DynamoStreams:
 
 def _translated(error: Exception, call: str) -> Exception:
     """The reader's exception for ``error``, or ``error`` itself when it is fatal."""
+    if isinstance(error, ReadTimeoutError):
+        return TimedOutError(f"{call}: {error}")
     if isinstance(error, _TRANSIENT):
         return ThrottledError(f"{call}: {error}")
     assert isinstance(error, ClientError)

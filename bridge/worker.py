@@ -2,8 +2,10 @@
 
 A shard is checkpointed only at the last record of its contiguous Kafka-acknowledged prefix and
 finished (SHARD_END) only once drained and fully acknowledged. A lease reported lost is dropped
-at once and never checkpointed again. Fatal errors propagate (crash-only: the restart resumes
-from the checkpoints, and re-read records are byte-identical duplicates).
+at once and never checkpointed again. Leases are renewed by the lease keeper's thread, which
+runs from the first turn until the final checkpoints, and stops before the leases are released.
+Fatal errors propagate, the keeper's included (crash-only: the restart resumes from the
+checkpoints, and re-read records are byte-identical duplicates).
 """
 
 from __future__ import annotations
@@ -59,7 +61,6 @@ class LeaseView(Protocol):
 class Coordinator(Protocol):
     """Leases, lineage and checkpoints (``bridge.coordinator.LeaseCoordinator``)."""
 
-    def tick(self) -> None: ...
     def readable(self) -> Sequence[LeaseView]: ...
     def checkpoint(self, lease_key: str, sequence_number: str, last_version: int) -> bool: ...
     def shard_end(self, lease_key: str, last_version: int) -> bool: ...
@@ -67,6 +68,19 @@ class Coordinator(Protocol):
     def lost(self) -> set[str]: ...
     def release_all(self) -> None: ...
     def leases(self) -> Sequence[LeaseView]: ...
+
+
+class Keeper(Protocol):
+    """Renews and takes leases off the loop (``bridge.lease_keeper.LeaseKeeper``)."""
+
+    def start(self) -> None: ...
+    def stop(self, timeout_s: float = ...) -> None:
+        """Returns once no renewal or take runs any more."""
+        ...
+
+    def raise_if_failed(self) -> None:
+        """Raise the error that stopped the keeper, if any."""
+        ...
 
 
 class Publisher(Protocol):
@@ -92,6 +106,7 @@ class Worker:
         settings: BridgeSettings,
         stop: threading.Event,
         *,
+        keeper: Keeper,
         clock: Callable[[], float] = time.monotonic,
         wall_clock: Callable[[], float] = time.time,
         sleep: Callable[[float], None] = time.sleep,
@@ -105,6 +120,7 @@ class Worker:
         self._heartbeat = heartbeat
         self._settings = settings
         self._stop = stop
+        self._keeper = keeper
         self._clock = clock
         self._wall_clock = wall_clock
         self._sleep = sleep
@@ -115,16 +131,21 @@ class Worker:
 
     def run(self) -> None:
         """Turn until ``stop``; the caller has already run ``coordinator.start()``."""
-        self._heartbeat.set_ready(True)
-        while not self._stop.is_set():
-            self._turn()
-        self._shutdown()
+        self._keeper.start()
+        try:
+            self._heartbeat.set_ready(True)
+            while not self._stop.is_set():
+                self._turn()
+            self._shutdown()
+        finally:
+            self._keeper.stop()  # after a fatal error: no release (crash-only), leases expire
 
     def _turn(self) -> None:
-        self._coordinator.tick()
+        self._keeper.raise_if_failed()
         self._sync_readers()
         for reader in list(self._readers.values()):
             if reader.due(self._clock()):
+                self._keeper.raise_if_failed()
                 self._read(reader)
         self._publisher.poll(0)
         self._settle(self._clock(), final=False)
@@ -166,7 +187,16 @@ class Worker:
         if result.throttled:
             self._metrics.throttles.labels(table).inc()
             return
-        self._metrics.get_records_s.labels(table).observe(self._clock() - started)
+        elapsed_s = self._clock() - started
+        self._metrics.get_records_s.labels(table).observe(elapsed_s)
+        if elapsed_s > self._settings.lease_duration_s / 2:
+            log.warning(
+                "GetRecords of %s shard %s took %.1fs (over half of bridge.lease_duration_s): "
+                "the stream endpoint is slow; other shards of this worker waited as long",
+                table,
+                reader.source.shard_id,
+                elapsed_s,
+            )
         if result.gap is not None:
             self._gap(reader, result.gap)
         self._publish(reader, result)
@@ -279,8 +309,15 @@ class Worker:
         try:
             self._settle(self._clock(), final=True)
         except DeliveryError:
-            self._coordinator.release_all()
+            self._release()
             raise
-        self._coordinator.release_all()
+        self._release()
         self._heartbeat.set_ready(False)
         log.info("stopped: leases released")
+
+    def _release(self) -> None:
+        # The keeper renewed the leases through the flush (which may outlast lease_duration_s);
+        # it stops first, so nothing renews or takes a lease after it is released.
+        self._keeper.stop()
+        self._coordinator.release_all()
+        self._keeper.raise_if_failed()

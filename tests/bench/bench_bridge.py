@@ -30,6 +30,7 @@ from confluent_kafka import Producer  # noqa: TID251 - the raw baseline
 
 from bridge.contract import Encoder, headers, kafka_key, topic_name
 from bridge.health import Heartbeat
+from bridge.lease_keeper import LeaseKeeper
 from bridge.leases import TRIM_HORIZON, Lease
 from bridge.metrics import BridgeMetrics
 from bridge.producer import KafkaPublisher, ensure_topics, producer_config
@@ -160,6 +161,9 @@ class BenchCoordinator:
     def release_all(self) -> None:
         return None
 
+    def due_at(self) -> float:
+        return float("inf")  # the bench's leases never need renewing
+
     def leases(self) -> list[Lease]:
         return list(self._leases.values())
 
@@ -179,14 +183,16 @@ def run_pipeline(table: str, streams: Any, shards: Sequence[str], target: int, a
     metrics = BridgeMetrics()
     publisher = KafkaPublisher(kafka, Encoder())
     settings = BridgeSettings(tables=[table], worker_id="bench", idle_poll_min_s=0.01)
+    coordinator = BenchCoordinator(leases, target, stop)
     worker = Worker(
-        BenchCoordinator(leases, target, stop),
+        coordinator,
         streams,
         publisher,
         metrics,
         Heartbeat(600),
         settings,
         stop,
+        keeper=LeaseKeeper(coordinator),
     )
     published = metrics.records_published.labels(table)
 

@@ -17,6 +17,7 @@ from bridge.reader import (
     ShardGoneError,
     ShardReader,
     ThrottledError,
+    TimedOutError,
     TrimmedDataError,
     iterator_request,
     throttle_delay_s,
@@ -249,3 +250,19 @@ def test_checkpoint_is_due_when_the_acked_position_moved_and_the_interval_passed
     reader.checkpointed(position, 10.0)
     assert reader.checkpoint_due(20.0, 1.0) is None
     assert reader.pending_checkpoint() is None
+
+
+def test_a_timed_out_read_halves_the_page_and_successes_grow_it_back(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    reader = make_reader(get_records_limit=1000)
+    slow = TimedOutError("GetRecords: Read timeout")
+    streams = ScriptedStreams([slow, slow, Page([rec(1)], "it"), *[Page([], "it")] * 10])
+    first = reader.read(streams, 0.0)
+    assert first.throttled  # backs off like throttling: the endpoint is overloaded
+    reader.read(streams, 10.0)
+    assert "next pages ask for 250 records" in caplog.text
+    for step in range(11):
+        reader.read(streams, 20.0 + step)
+    assert streams.limits == [1000, 500, 250, 350, 450, 550, 650, 750, 850, 950, 1000, 1000, 1000]
+    assert reader.page_limit == 1000

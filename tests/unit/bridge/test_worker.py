@@ -56,7 +56,8 @@ class FakeClock:
 
 
 class FakeCoordinator:
-    """Holds leases in memory; ``on_tick(turn)`` lets a test act between loop turns."""
+    """Holds leases in memory; ``on_tick(turn)`` lets a test act at the start of each loop turn
+    (the loop asks for the readable leases once per turn)."""
 
     def __init__(self, leases: list[Lease], on_tick: Callable[[int], None]) -> None:
         self.leases_by_key = {lease.lease_key: lease for lease in leases}
@@ -69,11 +70,9 @@ class FakeCoordinator:
     def start(self) -> list[object]:
         return [object()]
 
-    def tick(self) -> None:
+    def readable(self) -> list[Lease]:
         self.turn += 1
         self.on_tick(self.turn)
-
-    def readable(self) -> list[Lease]:
         return [
             lease
             for key, lease in self.leases_by_key.items()
@@ -115,6 +114,24 @@ class FakeCoordinator:
 
     def checkpoints(self, lease_key: str) -> list[str]:
         return [c[2] for c in self.calls if c[0] == "checkpoint" and c[1] == lease_key]
+
+
+class FakeKeeper:
+    """Records its lifecycle into ``calls`` (pass the coordinator's to see the order)."""
+
+    def __init__(self, calls: list[tuple[str, ...]] | None = None) -> None:
+        self.calls = [] if calls is None else calls
+        self.error: BaseException | None = None
+
+    def start(self) -> None:
+        self.calls.append(("keeper_start",))
+
+    def stop(self, timeout_s: float = 10.0) -> None:
+        self.calls.append(("keeper_stop",))
+
+    def raise_if_failed(self) -> None:
+        if self.error is not None:
+            raise self.error
 
 
 class FakeStreams:
@@ -179,6 +196,7 @@ def make_worker(
     publisher: FakePublisher,
     stop: threading.Event,
     clock: FakeClock,
+    keeper: FakeKeeper | None = None,
     **overrides: Any,
 ) -> tuple[Worker, BridgeMetrics]:
     settings = BridgeSettings(tables=["orders"], worker_id="w1", **overrides)
@@ -191,6 +209,7 @@ def make_worker(
         Heartbeat(60.0, clock),
         settings,
         stop,
+        keeper=keeper or FakeKeeper(),
         clock=clock,
         wall_clock=lambda: T0.timestamp() + 5,
         sleep=clock.sleep,
@@ -411,3 +430,24 @@ def test_iterator_age_and_time_to_trim_are_reported_per_shard() -> None:
     assert metrics.time_to_trim_s.labels("orders", "shard-1")._value.get() == pytest.approx(
         86400 - 5.0
     )
+
+
+def test_a_get_records_slower_than_half_the_lease_duration_is_a_warning(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    stop, clock, publisher = threading.Event(), FakeClock(), FakePublisher()
+
+    class SlowStreams(FakeStreams):
+        def records(self, iterator: str, limit: int) -> Page:
+            clock.now += 6.0  # lease_duration_s is 10
+            return super().records(iterator, limit)
+
+    def script(turn: int) -> None:
+        if turn == 2:
+            stop.set()
+
+    coordinator = FakeCoordinator([lease()], script)
+    worker, _ = make_worker(coordinator, SlowStreams({"shard-1": []}), publisher, stop, clock)
+    worker.run()
+    warnings = [r.getMessage() for r in caplog.records if r.levelname == "WARNING"]
+    assert any("shard-1 took 6.0s" in message for message in warnings), warnings
