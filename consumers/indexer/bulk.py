@@ -6,32 +6,39 @@ action, in request order, or the response is refused as a whole.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Mapping, Sequence
-from json.encoder import encode_basestring
 from typing import Any
+
+import orjson
 
 from consumers.indexer.actions import Action, ActionKind, ItemResult
 
 CONTENT_TYPE = "application/x-ndjson"
+RESPONSE_FILTER = {"filter_path": "errors,items.*.status,items.*.error"}
+"""Query parameters of every ``_bulk``: the answer keeps only what ``results`` reads.
+
+A full answer is ~200 bytes per item (ids, versions, shard counts) that the engine serialises,
+the socket carries and the client parses while the loop waits; filtered, a success is
+``{"index":{"status":201}}``. Every item keeps its ``status``, so item order and count hold.
+"""
 TOO_LARGE = "request_entity_too_large"
 """error_type given to a single action whose request the engine refused with 413."""
 
-# One encoder for every document: json.dumps with non-default options builds a new encoder per
-# call, a measurable share of a small document's cost.
-_ENCODER = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"), allow_nan=False)
-_quote: Any = encode_basestring
+# orjson writes UTF-8 directly, ~3x faster than json's encoder on these documents and with the
+# same bytes for them; it would write NaN as null where json refuses it, but plain_number never
+# produces a NaN or an infinity.
+_dumps = orjson.dumps
 
 
 class MalformedResponse(Exception):  # noqa: N818 - names what the engine sent
     """The engine's bulk answer does not match the request; nothing in it can be trusted."""
 
 
-def _header_prefixes(index: str) -> tuple[str, str]:
-    quoted = _quote(index)
+def _header_prefixes(index: str) -> tuple[bytes, bytes]:
+    quoted = _dumps(index)
     return (
-        '{"index":{"_index":%s,"version_type":"external_gte","_id":' % quoted,  # noqa: UP031
-        '{"delete":{"_index":%s,"version_type":"external_gte","_id":' % quoted,  # noqa: UP031
+        b'{"index":{"_index":%s,"version_type":"external_gte","_id":' % quoted,
+        b'{"delete":{"_index":%s,"version_type":"external_gte","_id":' % quoted,
     )
 
 
@@ -41,24 +48,24 @@ class BodyEncoder:
     __slots__ = ("_prefixes",)
 
     def __init__(self) -> None:
-        self._prefixes: dict[str, tuple[str, str]] = {}
+        self._prefixes: dict[str, tuple[bytes, bytes]] = {}
 
     def encode(self, actions: Sequence[Action]) -> bytes:
-        lines: list[str] = []
+        lines: list[bytes] = []
         append = lines.append
         prefixes = self._prefixes
         for action in actions:
             pair = prefixes.get(action.index)
             if pair is None:
                 pair = prefixes[action.index] = _header_prefixes(action.index)
-            tail = ',"version":%d}}' % action.version  # noqa: UP031 - the fastest formatting
+            tail = b',"version":%d}}' % action.version
             if action.kind is ActionKind.INDEX:
-                append(pair[0] + _quote(action.doc_id) + tail)
-                append(_ENCODER.encode(action.document))
+                append(pair[0] + _dumps(action.doc_id) + tail)
+                append(_dumps(action.document))
             else:
-                append(pair[1] + _quote(action.doc_id) + tail)
-        append("")
-        return "\n".join(lines).encode("utf-8")
+                append(pair[1] + _dumps(action.doc_id) + tail)
+        append(b"")
+        return b"\n".join(lines)
 
 
 def results(response: Mapping[str, Any], expected: int) -> list[ItemResult]:

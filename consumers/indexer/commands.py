@@ -8,6 +8,7 @@ bad configuration.
 
 from __future__ import annotations
 
+import gc
 import logging
 import sys
 import threading
@@ -143,6 +144,9 @@ def _run(
             decode=partial(decode, registry=registry, validate=False),
         )
         log.info("indexing %s into %s", ", ".join(tables_by_topic), settings.search.backend.value)
+        # What exists now (modules, clients, settings) lives as long as the process: frozen, it
+        # is left out of the full collections that every batch's documents trigger.
+        gc.freeze()
         worker.run()
     finally:
         dead_letters.close()

@@ -37,7 +37,9 @@ class CommitTracker:
 
     def received(self, partition: Partition, offset: int) -> None:
         """Record that ``offset`` was handed to the loop; offsets arrive ascending per partition."""
-        state = self._partitions.setdefault(partition, _PartitionState())
+        state = self._partitions.get(partition)
+        if state is None:
+            state = self._partitions[partition] = _PartitionState()
         if state.last_received is not None and offset <= state.last_received:
             raise ValueError(
                 f"{partition}: offset {offset} received after {state.last_received}; "

@@ -13,7 +13,7 @@ import elasticsearch  # noqa: TID251 - the Elasticsearch adapter
 from elastic_transport import TransportError
 
 from bridge.settings import SearchSettings
-from consumers.indexer.bulk import CONTENT_TYPE
+from consumers.indexer.bulk import CONTENT_TYPE, RESPONSE_FILTER
 from consumers.indexer.search import RequestTooLarge, SearchError, SearchUnavailable
 
 _BULK_HEADERS = {"accept": "application/json", "content-type": CONTENT_TYPE}
@@ -65,7 +65,12 @@ class ElasticsearchTransport:
     def send_bulk(self, body: bytes) -> Mapping[str, Any]:
         try:
             response = self._client.perform_request(
-                "POST", "/_bulk", headers=_BULK_HEADERS, body=body, endpoint_id="bulk"
+                "POST",
+                "/_bulk",
+                params=RESPONSE_FILTER,
+                headers=_BULK_HEADERS,
+                body=body,
+                endpoint_id="bulk",
             )
         except (elasticsearch.ApiError, TransportError) as error:
             raise _translate(error, "bulk") from None

@@ -13,7 +13,7 @@ import opensearchpy  # noqa: TID251 - the OpenSearch adapter
 from opensearchpy.exceptions import TransportError  # noqa: TID251 - the OpenSearch adapter
 
 from bridge.settings import SearchSettings
-from consumers.indexer.bulk import CONTENT_TYPE
+from consumers.indexer.bulk import CONTENT_TYPE, RESPONSE_FILTER
 from consumers.indexer.search import RequestTooLarge, SearchError, SearchUnavailable
 
 _BULK_HEADERS = {"accept": "application/json", "content-type": CONTENT_TYPE}
@@ -64,7 +64,7 @@ class OpenSearchTransport:
     def send_bulk(self, body: bytes) -> Mapping[str, Any]:
         try:
             response = self._client.transport.perform_request(
-                "POST", "/_bulk", headers=_BULK_HEADERS, body=body
+                "POST", "/_bulk", params=RESPONSE_FILTER, headers=_BULK_HEADERS, body=body
             )
         except TransportError as error:
             raise _translate(error, "bulk") from None
