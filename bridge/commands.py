@@ -14,11 +14,10 @@ from pathlib import Path
 
 import click
 
-from bridge.settings import ConfigError, Settings, load_settings, require_tables
+from bridge.process import run_process, settings_or_exit
+from bridge.settings import Settings, require_tables
 
 log = logging.getLogger("bridge")
-
-EXIT_OK, EXIT_FATAL, EXIT_CONFIG = 0, 1, 2
 
 
 @click.group("bridge")
@@ -40,15 +39,12 @@ def run_command(config_path: Path | None) -> None:
     Runs until SIGTERM/SIGINT: then stops reading, flushes Kafka, checkpoints and releases
     its shard leases. Several processes on the same tables share the shards.
     """
-    try:
-        settings = load_settings(config_path)
-        require_tables(settings.bridge.tables, "bridge.tables")
-    except ConfigError as error:
-        click.echo(f"dynabridge bridge run: {error}", err=True)
-        sys.exit(EXIT_CONFIG)
-    from bridge.logs import configure
-
-    configure(settings.logging.level, settings.logging.format, "bridge")
+    settings = settings_or_exit(
+        "bridge run",
+        "bridge",
+        config_path,
+        lambda s: require_tables(s.bridge.tables, "bridge.tables"),
+    )
     sys.exit(run_bridge(settings))
 
 
@@ -58,27 +54,18 @@ def run_bridge(settings: Settings, stop: threading.Event | None = None) -> int:
     from bridge.contract import Encoder, SchemaRegistry
     from bridge.coordinator import LeaseCoordinator
     from bridge.discovery import StreamDiscovery
-    from bridge.health import HealthServer, Heartbeat
+    from bridge.health import Heartbeat
     from bridge.lease_keeper import LeaseKeeper
     from bridge.lease_store import DynamoLeaseStore
     from bridge.metrics import BridgeMetrics
     from bridge.producer import KafkaPublisher, ensure_topics
-    from bridge.shutdown import install_stop_signals
     from bridge.streams import DynamoStreams, aws_clients
     from bridge.worker import Worker
 
-    if stop is None:
-        stop = threading.Event()
-        install_stop_signals(stop)
     metrics = BridgeMetrics()
     heartbeat = Heartbeat(settings.bridge.stall_timeout_s)
-    server = None
-    try:
-        if settings.metrics.port:
-            server = HealthServer(
-                settings.metrics.host, settings.metrics.port, metrics.registry, heartbeat
-            )
-            server.start()
+
+    def work(stop: threading.Event) -> None:
         dynamodb, streams = aws_clients(settings.aws)
         coordinator = LeaseCoordinator(
             DynamoLeaseStore(dynamodb, settings.bridge.lease_table),
@@ -104,15 +91,5 @@ def run_bridge(settings: Settings, stop: threading.Event | None = None) -> int:
             keeper=LeaseKeeper(coordinator),
         )
         worker.run()
-    except ConfigError as error:
-        log.critical("bridge cannot start: %s", error)
-        return EXIT_CONFIG
-    except Exception as error:  # crash-only: any failure ends the process, restart resumes
-        log.debug("fatal error", exc_info=True)
-        log.critical("bridge stopped on a fatal error: %s: %s", type(error).__name__, error)
-        return EXIT_FATAL
-    finally:
-        if server is not None:
-            server.stop()
-    log.info("bridge stopped cleanly")
-    return EXIT_OK
+
+    return run_process("bridge", settings, metrics.registry, heartbeat, work, stop)

@@ -17,12 +17,11 @@ from pathlib import Path
 import click
 
 from bridge.health import Heartbeat
-from bridge.settings import ConfigError, Settings, load_settings, require_tables
+from bridge.process import run_process, settings_or_exit
+from bridge.settings import ConfigError, Settings, require_tables
 from consumers.indexer.metrics import IndexerMetrics
 
 log = logging.getLogger("indexer")
-
-EXIT_OK, EXIT_FATAL, EXIT_CONFIG = 0, 1, 2
 
 
 @click.group("index")
@@ -44,17 +43,13 @@ def run_command(config_path: Path | None) -> None:
     Runs until SIGTERM/SIGINT: then finishes (or abandons) the batch in flight, commits what
     is settled and leaves the group. Several processes in one group share the partitions.
     """
-    try:
-        settings = load_settings(config_path)
-        require_tables(settings.indexer_tables(), "indexer.tables")
-        _check_indices(settings)
-    except ConfigError as error:
-        click.echo(f"dynabridge index run: {error}", err=True)
-        sys.exit(EXIT_CONFIG)
-    from bridge.logs import configure
-
-    configure(settings.logging.level, settings.logging.format, "indexer")
+    settings = settings_or_exit("index run", "indexer", config_path, _check)
     sys.exit(run_indexer(settings))
+
+
+def _check(settings: Settings) -> None:
+    require_tables(settings.indexer_tables(), "indexer.tables")
+    _check_indices(settings)
 
 
 def _check_indices(settings: Settings) -> None:
@@ -68,35 +63,16 @@ def _check_indices(settings: Settings) -> None:
 
 def run_indexer(settings: Settings, stop: threading.Event | None = None) -> int:
     """Build the clients, run the worker until ``stop``, return the process exit code."""
-    # Imported here so that `dynabridge --help` loads neither librdkafka nor the search clients.
-    from bridge.health import HealthServer
-    from bridge.shutdown import install_stop_signals
-
-    if stop is None:
-        stop = threading.Event()
-        install_stop_signals(stop)
     metrics = IndexerMetrics()
     heartbeat = Heartbeat(settings.indexer.stall_timeout_s)
-    server = None
-    try:
-        if settings.metrics.port:
-            server = HealthServer(
-                settings.metrics.host, settings.metrics.port, metrics.registry, heartbeat
-            )
-            server.start()
-        _run(settings, stop, metrics, heartbeat)
-    except ConfigError as error:
-        log.critical("indexer cannot start: %s", error)
-        return EXIT_CONFIG
-    except Exception as error:  # crash-only: any failure ends the process, restart resumes
-        log.debug("fatal error", exc_info=True)
-        log.critical("indexer stopped on a fatal error: %s: %s", type(error).__name__, error)
-        return EXIT_FATAL
-    finally:
-        if server is not None:
-            server.stop()
-    log.info("indexer stopped cleanly")
-    return EXIT_OK
+    return run_process(
+        "indexer",
+        settings,
+        metrics.registry,
+        heartbeat,
+        lambda stop: _run(settings, stop, metrics, heartbeat),
+        stop,
+    )
 
 
 def _run(
