@@ -102,7 +102,7 @@ def _run(
     )
     url = settings.kafka.schema_registry_url
     registry = SchemaRegistry(url) if url else None
-    backend = build_backend(settings.search)
+    backend = build_backend(settings.search, aws_region=settings.aws.region)
     ensure_dlq_topics(settings.kafka, settings.topics, list(tables_by_topic))
     dead_letters = DeadLetterProducer(settings.kafka)
     consumer = KafkaConsumer(consumer_config(settings), list(tables_by_topic))

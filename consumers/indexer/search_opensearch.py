@@ -40,7 +40,7 @@ class OpenSearchTransport:
         if settings.ca_certs:
             options["ca_certs"] = settings.ca_certs
         if settings.aws_sigv4:
-            options["http_auth"] = _aws_auth(settings.aws_service, aws_region)
+            options["http_auth"] = aws_sigv4_auth(settings.aws_service, aws_region)
         elif settings.username is not None:
             password = settings.password.get_secret_value() if settings.password else ""
             options["http_auth"] = (settings.username, password)
@@ -111,7 +111,8 @@ class OpenSearchTransport:
         return ",".join(str(host) for host in self._client.transport.hosts)
 
 
-def _aws_auth(service: str, region: str | None) -> Any:
+def aws_sigv4_auth(service: str, region: str | None) -> Any:
+    """Request signing for Amazon OpenSearch Service (``es``) or Serverless (``aoss``)."""
     import boto3  # noqa: TID251 - the standard AWS credential chain, only when signing
 
     session = boto3.Session(region_name=region) if region else boto3.Session()

@@ -76,9 +76,9 @@ class OpenSearchRequests:
         options = _common(settings)
         options["timeout"] = settings.request_timeout_s
         if settings.aws_sigv4:
-            from consumers.indexer.search_opensearch import _aws_auth
+            from consumers.indexer.search_opensearch import aws_sigv4_auth
 
-            options["http_auth"] = _aws_auth(settings.aws_service, aws_region)
+            options["http_auth"] = aws_sigv4_auth(settings.aws_service, aws_region)
         elif settings.username is not None:
             password = settings.password.get_secret_value() if settings.password else ""
             options["http_auth"] = (settings.username, password)
