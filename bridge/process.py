@@ -43,7 +43,7 @@ def run_process(
     settings: Settings,
     registry: CollectorRegistry,
     heartbeat: Heartbeat,
-    work: Callable[[threading.Event], None],
+    work: Callable[[threading.Event], object],
     stop: threading.Event | None = None,
 ) -> int:
     """Serve /metrics, /healthz and /readyz, run ``work(stop)``; return the exit code.
