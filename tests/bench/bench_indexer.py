@@ -36,14 +36,15 @@ from pathlib import Path
 from typing import Any
 
 import yaml
-from confluent_kafka import ConsumerGroupTopicPartitions, Producer, TopicPartition  # noqa: TID251
+from confluent_kafka import ConsumerGroupTopicPartitions, TopicPartition  # noqa: TID251
 from confluent_kafka.admin import AdminClient  # noqa: TID251
 from confluent_kafka.admin._listoffsets import OffsetSpec  # noqa: TID251
 from confluent_kafka.cimpl import NewTopic  # noqa: TID251
 
-from bridge.contract import PARTITIONER, ChangeEvent, Encoder, headers, kafka_key, topic_name
+from bridge.contract import ChangeEvent, topic_name
 from consumers.indexer.documents import doc_id, index_name, to_plain_json
 from tests.bench.bench_search import _http, raw_client_docs_per_s, sample_events
+from tests.integration.indexer.indexer_harness import produce
 
 DYNABRIDGE = str(Path(sys.executable).parent / "dynabridge")
 
@@ -54,24 +55,7 @@ def _fill(bootstrap: str, topic: str, events: list[ChangeEvent], partitions: int
     admin = AdminClient({"bootstrap.servers": bootstrap})
     new = NewTopic(topic, num_partitions=partitions, replication_factor=1)
     admin.create_topics([new])[topic].result(timeout=30)
-    producer = Producer(
-        {"bootstrap.servers": bootstrap, "partitioner": PARTITIONER, "linger.ms": 50}
-    )
-    encoder = Encoder()
-    for event in events:
-        while True:
-            try:
-                producer.produce(
-                    topic,
-                    key=kafka_key(event.keys),
-                    value=encoder.encode(event),
-                    headers=list(headers(event)),
-                )
-                break
-            except BufferError:
-                producer.poll(0.05)
-    if producer.flush(120):
-        raise RuntimeError("pre-filling the topic failed")
+    produce(bootstrap, topic, events)  # the integration tests' producer: contract key, headers
 
 
 def _committed_total(admin: AdminClient, group: str, topic: str) -> int:
