@@ -51,7 +51,7 @@ TRANSIENT_CODES = frozenset(
 
 def is_transient(exc: ClientError) -> bool:
     status = int(exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode", 0))
-    return exc.response.get("Error", {}).get("Code", "") in TRANSIENT_CODES or status >= 500
+    return error_code(exc) in TRANSIENT_CODES or status >= 500
 
 
 def error_code(exc: ClientError) -> str:

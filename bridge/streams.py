@@ -17,6 +17,7 @@ from botocore.exceptions import (  # noqa: TID251 - the Streams adapter
     ReadTimeoutError,
 )
 
+from bridge.discovery import error_code
 from bridge.reader import (
     ExpiredIteratorError,
     IteratorRequest,
@@ -120,7 +121,7 @@ def _translated(error: Exception, call: str) -> Exception:
     if isinstance(error, _TRANSIENT):
         return ThrottledError(f"{call}: {error}")
     assert isinstance(error, ClientError)
-    code = error.response.get("Error", {}).get("Code", "")
+    code = error_code(error)
     message = error.response.get("Error", {}).get("Message", "")
     kind = _ERRORS.get(code)
     return error if kind is None else kind(f"{call}: {code}: {message}")

@@ -30,6 +30,7 @@ from botocore.exceptions import (  # noqa: TID251 - the progress-table adapter
 from bridge.backfill.errors import BackfillError, ClaimLost, ProgressUnavailable
 from bridge.backfill.plan import SegmentProgress
 from bridge.contract import dumps_item, loads_item
+from bridge.discovery import error_code
 from bridge.leases import BACKFILL_ROW_PREFIX
 
 if TYPE_CHECKING:
@@ -217,7 +218,7 @@ class ProgressTable:
         try:
             return method(**kwargs)
         except ClientError as error:
-            code = str(error.response.get("Error", {}).get("Code", ""))
+            code = error_code(error)
             if code == "ConditionalCheckFailedException":
                 raise _ConditionFailedError from error
             status = int(error.response.get("ResponseMetadata", {}).get("HTTPStatusCode", 0))

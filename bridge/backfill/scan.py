@@ -25,6 +25,7 @@ from bridge.backfill.errors import (
     TableNotFound,
 )
 from bridge.contract import Item
+from bridge.discovery import error_code
 
 if TYPE_CHECKING:
     from mypy_boto3_dynamodb import DynamoDBClient
@@ -71,7 +72,7 @@ class DynamoTable:
         try:
             response: Any = self._client.describe_table(TableName=table)
         except ClientError as error:
-            if _code(error) == "ResourceNotFoundException":
+            if error_code(error) == "ResourceNotFoundException":
                 raise TableNotFound(
                     f"table {table!r} does not exist (check the name and aws.region / "
                     "aws.endpoint_url)"
@@ -138,12 +139,8 @@ class DynamoTable:
         )
 
 
-def _code(error: ClientError) -> str:
-    return str(error.response.get("Error", {}).get("Code", ""))
-
-
 def _translated(error: ClientError, call: str) -> BackfillError:
-    code = _code(error)
+    code = error_code(error)
     message = error.response.get("Error", {}).get("Message", "")
     status = int(error.response.get("ResponseMetadata", {}).get("HTTPStatusCode", 0))
     if code in _THROTTLED:

@@ -14,6 +14,7 @@ from botocore.exceptions import BotoCoreError, ClientError  # noqa: TID251 - the
 
 from bridge.demo.errors import DemoError
 from bridge.demo.workload import Change, ChangeKind
+from bridge.discovery import error_code
 
 if TYPE_CHECKING:
     from mypy_boto3_dynamodb import DynamoDBClient
@@ -57,7 +58,7 @@ class DemoTable:
                 StreamSpecification={"StreamEnabled": True, "StreamViewType": STREAM_VIEW},
             )
         except ClientError as error:
-            if _code(error) != "ResourceInUseException":
+            if error_code(error) != "ResourceInUseException":
                 raise DemoError(f"creating table {self.name}: {error}") from None
             self._check_stream()
             return False
@@ -108,11 +109,7 @@ class DemoTable:
         try:
             self._dynamodb.delete_table(TableName=self.name)
         except ClientError as error:
-            if _code(error) != "ResourceNotFoundException":
+            if error_code(error) != "ResourceNotFoundException":
                 raise DemoError(f"deleting table {self.name}: {error}") from None
         except BotoCoreError as error:
             raise DemoError(f"deleting table {self.name}: {error}") from None
-
-
-def _code(error: ClientError) -> str:
-    return str(error.response.get("Error", {}).get("Code", ""))

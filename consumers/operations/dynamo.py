@@ -14,6 +14,7 @@ from botocore.exceptions import (  # noqa: TID251 - the operations DynamoDB adap
 )
 
 from bridge.contract import ChangeEvent, Item
+from bridge.discovery import error_code
 from bridge.reader import IteratorRequest, IteratorType, ShardReadError
 from bridge.records import ShardSource, change_events
 from bridge.streams import DynamoStreams
@@ -54,7 +55,7 @@ class DynamoTables:
         try:
             description = self._dynamodb.describe_table(TableName=table)["Table"]
         except ClientError as error:
-            if _code(error) == "ResourceNotFoundException":
+            if error_code(error) == "ResourceNotFoundException":
                 raise OperationError(
                     f"table {table!r} does not exist (check the name, aws.region and "
                     "aws.endpoint_url)"
@@ -132,15 +133,11 @@ class DynamoTables:
             raise _translated(error, doing) from None
 
 
-def _code(error: ClientError) -> str:
-    return str(error.response.get("Error", {}).get("Code", ""))
-
-
 def _translated(error: Exception, doing: str) -> OperationError:
     if isinstance(error, ClientError):
         message = error.response.get("Error", {}).get("Message", "")
         return OperationError(
-            f"{doing}: {_code(error)} {message} (check credentials and the IAM policy: "
+            f"{doing}: {error_code(error)} {message} (check credentials and the IAM policy: "
             "dynamodb:DescribeTable, Scan, GetItem, dynamodb:GetShardIterator, GetRecords)"
         )
     return OperationError(f"{doing}: {error} (check aws.region and aws.endpoint_url)")
