@@ -18,10 +18,16 @@ from typing import TYPE_CHECKING
 
 import boto3  # noqa: TID251 - tests build real clients
 import pytest
+from hypothesis import settings
 
 from bridge.devstack import readiness
 from bridge.devstack import stack as devstack
 from bridge.devstack.config import StackConfig, load
+
+# Property tests run on a shared 2-core machine next to the JVM servers: a per-example time
+# limit only turns load into failures, and every property keeps its assertions without it.
+settings.register_profile("dynabridge", deadline=None)
+settings.load_profile("dynabridge")
 
 if TYPE_CHECKING:
     from mypy_boto3_dynamodb import DynamoDBClient
