@@ -25,7 +25,7 @@ from bridge.leases import (
     LeaseTableUnavailable,
     Sighting,
 )
-from bridge.settings import BridgeSettings, ConfigError, StartPosition
+from bridge.runtime.settings import BridgeSettings, ConfigError, StartPosition
 from bridge.shards import Shard, StreamInfo, StreamUnavailable, check_view_type
 
 log = logging.getLogger(__name__)

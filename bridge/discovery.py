@@ -1,7 +1,8 @@
 """DescribeTable / DescribeStream adapter: a table's stream, and its shards, as ``bridge.shards``.
 
 DescribeStream is paginated to the end and spaced to at most 10 calls/s per stream (the API
-limit); botocore errors leave this module only as ``bridge.shards.StreamError`` subclasses.
+limit); AWS errors (``bridge.aws``) leave this module only as ``bridge.shards.StreamError``
+subclasses.
 """
 
 from __future__ import annotations
@@ -12,12 +13,15 @@ import time
 from collections.abc import Callable, Iterator
 from typing import TYPE_CHECKING, Any
 
-from botocore.exceptions import (  # noqa: TID251 - the Streams adapter
-    ClientError,
-    ConnectionError,
-    HTTPClientError,
+from bridge.aws import (
+    AwsCallError,
+    AwsUnavailable,
+    ResourceNotFound,
+    TableDescription,
+    call,
+    describe_table,
+    with_hint,
 )
-
 from bridge.lineage import children_of
 from bridge.shards import (
     Shard,
@@ -36,26 +40,6 @@ log = logging.getLogger(__name__)
 
 DESCRIBE_STREAM_PER_S = 10.0
 PAGE_LIMIT = 100  # DescribeStream's maximum
-TRANSIENT_CODES = frozenset(
-    {
-        "ThrottlingException",
-        "LimitExceededException",
-        "ProvisionedThroughputExceededException",
-        "RequestLimitExceeded",
-        "InternalServerError",
-        "InternalFailure",
-        "ServiceUnavailable",
-    }
-)
-
-
-def is_transient(exc: ClientError) -> bool:
-    status = int(exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode", 0))
-    return error_code(exc) in TRANSIENT_CODES or status >= 500
-
-
-def error_code(exc: ClientError) -> str:
-    return str(exc.response.get("Error", {}).get("Code", ""))
 
 
 class StreamDiscovery:
@@ -79,31 +63,15 @@ class StreamDiscovery:
 
     def describe_table(self, table: str) -> StreamInfo:
         try:
-            description = self._dynamodb.describe_table(TableName=table)["Table"]
-        except ClientError as exc:
-            if error_code(exc) == "ResourceNotFoundException":
-                raise TableNotFound(
-                    f"table {table!r} does not exist in this region/account: create it, or "
-                    "remove it from bridge.tables (check aws.region and aws.endpoint_url)"
-                ) from None
-            raise _translate(exc, f"DescribeTable {table!r}") from exc
-        except (ConnectionError, HTTPClientError) as exc:
-            raise StreamUnavailable(f"DescribeTable {table!r}: {exc}") from exc
-        spec = description.get("StreamSpecification", {})
-        arn = description.get("LatestStreamArn")
-        if not spec.get("StreamEnabled") or not arn:
-            raise StreamNotEnabled(
-                f"table {table!r} has no enabled stream: enable one with `aws dynamodb "
-                f"update-table --table-name {table} --stream-specification "
-                "StreamEnabled=true,StreamViewType=NEW_AND_OLD_IMAGES`"
-            )
-        keys = sorted(description["KeySchema"], key=lambda key: key["KeyType"] != "HASH")
-        return StreamInfo(
-            table=table,
-            stream_arn=arn,
-            view_type=str(spec.get("StreamViewType", "")),
-            key_names=tuple(key["AttributeName"] for key in keys),
-        )
+            description = describe_table(self._dynamodb, table)
+        except ResourceNotFound:
+            raise TableNotFound(
+                f"table {table!r} does not exist in this region/account: create it, or "
+                "remove it from bridge.tables (check aws.region and aws.endpoint_url)"
+            ) from None
+        except AwsCallError as error:
+            raise _translate(error) from error
+        return stream_info(description)
 
     def shards(self, stream_arn: str) -> list[Shard]:
         return list(self._pages(stream_arn, {}))
@@ -115,9 +83,8 @@ class StreamDiscovery:
             try:
                 found = list(self._pages(stream_arn, {"ShardFilter": shard_filter}))
             except StreamError as exc:
-                if not isinstance(exc.__cause__, ClientError) or (
-                    error_code(exc.__cause__) != "ValidationException"
-                ):
+                cause = exc.__cause__
+                if not isinstance(cause, AwsCallError) or cause.code != "ValidationException":
                     raise
                 log.warning("ShardFilter refused (%s); listing the whole stream instead", exc)
                 self._shard_filter = False
@@ -148,16 +115,15 @@ class StreamDiscovery:
         if start is not None:
             kwargs["ExclusiveStartShardId"] = start
         try:
-            return self._streams.describe_stream(**kwargs)["StreamDescription"]
-        except ClientError as exc:
-            if error_code(exc) == "ResourceNotFoundException":
-                raise StreamNotEnabled(
-                    f"stream {stream_arn} no longer exists (disabled more than 24 h ago?): "
-                    "re-enable the table's stream, restart, and backfill"
-                ) from exc
-            raise _translate(exc, f"DescribeStream {stream_arn}") from exc
-        except (ConnectionError, HTTPClientError) as exc:
-            raise StreamUnavailable(f"DescribeStream {stream_arn}: {exc}") from exc
+            answer = call(self._streams.describe_stream, f"DescribeStream {stream_arn}", **kwargs)
+        except ResourceNotFound as exc:
+            raise StreamNotEnabled(
+                f"stream {stream_arn} no longer exists (disabled more than 24 h ago?): "
+                "re-enable the table's stream, restart, and backfill"
+            ) from exc
+        except AwsCallError as exc:
+            raise _translate(exc) from exc
+        return answer["StreamDescription"]
 
     def _pace(self, stream_arn: str) -> None:
         # The lease keeper's shard sync and the worker's child lookups share this budget: a
@@ -170,13 +136,32 @@ class StreamDiscovery:
             self._sleep(due - now)
 
 
-def _translate(exc: ClientError, what: str) -> StreamError:
-    message = exc.response.get("Error", {}).get("Message", "")
-    if is_transient(exc):
-        return StreamUnavailable(f"{what}: {error_code(exc)} {message}; retrying later")
+def stream_info(description: TableDescription) -> StreamInfo:
+    """The stream of a described table; raises StreamNotEnabled when it has none."""
+    table = description.table
+    if description.stream_arn is None:
+        raise StreamNotEnabled(
+            f"table {table!r} has no enabled stream: enable one with `aws dynamodb "
+            f"update-table --table-name {table} --stream-specification "
+            "StreamEnabled=true,StreamViewType=NEW_AND_OLD_IMAGES`"
+        )
+    return StreamInfo(
+        table=table,
+        stream_arn=description.stream_arn,
+        view_type=description.view_type or "",
+        key_names=description.key_names,
+    )
+
+
+def _translate(exc: AwsCallError) -> StreamError:
+    if isinstance(exc, AwsUnavailable):
+        return StreamUnavailable(f"{exc}; retrying later")
     return StreamError(
-        f"{what}: {error_code(exc)} {message} (check the IAM policy: dynamodb:DescribeTable "
-        "and dynamodb:DescribeStream on the table and its stream)"
+        with_hint(
+            exc,
+            "check the IAM policy: dynamodb:DescribeTable and dynamodb:DescribeStream on the "
+            "table and its stream",
+        )
     )
 
 

@@ -1,8 +1,8 @@
 """The lease table in DynamoDB: one row per shard, every write conditional on the lease counter.
 
 Rows are replaced whole (PutItem) only if ``lease_counter`` and ``lease_owner`` still hold what
-the writer read, which makes each row a compare-and-set register. botocore errors leave this
-module only as ``LeaseTableError`` / ``LeaseTableUnavailable``.
+the writer read, which makes each row a compare-and-set register. AWS errors (``bridge.aws``)
+leave this module only as ``LeaseTableError`` / ``LeaseTableUnavailable``.
 """
 
 from __future__ import annotations
@@ -12,13 +12,15 @@ import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
-from botocore.exceptions import (  # noqa: TID251 - the lease table adapter
-    ClientError,
-    ConnectionError,
-    HTTPClientError,
+from bridge.aws import (
+    AwsCallError,
+    AwsUnavailable,
+    ConditionFailed,
+    ResourceInUse,
+    ResourceNotFound,
+    call,
+    with_hint,
 )
-
-from bridge.discovery import error_code, is_transient
 from bridge.leases import BACKFILL_ROW_PREFIX, Lease, LeaseTableError, LeaseTableUnavailable
 
 if TYPE_CHECKING:
@@ -50,7 +52,7 @@ class DynamoLeaseStore:
         try:
             description = self._call(self._client.describe_table, TableName=self._table)["Table"]
         except LeaseTableError as exc:
-            if not _is_not_found(exc):
+            if not isinstance(exc.__cause__, ResourceNotFound):
                 raise
             self._create_table()
             description = self._wait_active()
@@ -102,7 +104,7 @@ class DynamoLeaseStore:
                 ExpressionAttributeNames={"#counter": "lease_counter"},
                 ExpressionAttributeValues={":counter": {"N": str(lease.counter)}},
             )
-        except _ConditionFailedError:
+        except ConditionFailed:
             return False
         return True
 
@@ -121,7 +123,7 @@ class DynamoLeaseStore:
             kwargs["ExpressionAttributeValues"] = values
         try:
             self._call(self._client.put_item, **kwargs)
-        except _ConditionFailedError:
+        except ConditionFailed:
             return False
         return True
 
@@ -137,7 +139,7 @@ class DynamoLeaseStore:
             log.info("created lease table %s", self._table)
         except LeaseTableError as exc:
             # Another worker created it first: fine, wait for it like for our own.
-            if not (isinstance(exc.__cause__, ClientError) and _in_use(exc.__cause__)):
+            if not isinstance(exc.__cause__, ResourceInUse):
                 raise
 
     def _wait_active(self) -> Any:
@@ -149,7 +151,8 @@ class DynamoLeaseStore:
                 if table.get("TableStatus") == "ACTIVE":
                     return table
             except LeaseTableError as exc:
-                if not _is_not_found(exc):  # just created: may not be visible yet
+                # Just created: may not be visible yet.
+                if not isinstance(exc.__cause__, ResourceNotFound):
                     raise
             if time.monotonic() >= deadline:
                 raise LeaseTableUnavailable(
@@ -160,34 +163,19 @@ class DynamoLeaseStore:
 
     def _call(self, method: Callable[..., Any], **kwargs: Any) -> Any:
         try:
-            return method(**kwargs)
-        except ClientError as exc:
-            code = error_code(exc)
-            if code == "ConditionalCheckFailedException":
-                raise _ConditionFailedError from exc
-            message = exc.response.get("Error", {}).get("Message", "")
-            what = f"lease table {self._table!r}: {code} {message}"
-            if is_transient(exc):
-                raise LeaseTableUnavailable(f"{what}; retrying later") from exc
+            return call(method, f"lease table {self._table!r}", **kwargs)
+        except ConditionFailed:
+            raise  # not an error: the caller's answer is False
+        except AwsUnavailable as exc:
+            raise LeaseTableUnavailable(f"{exc}; retrying later") from exc
+        except AwsCallError as exc:
             raise LeaseTableError(
-                f"{what} (the bridge needs dynamodb:DescribeTable, CreateTable, Scan, PutItem "
-                "and DeleteItem on bridge.lease_table)"
+                with_hint(
+                    exc,
+                    "the bridge needs dynamodb:DescribeTable, CreateTable, Scan, PutItem and "
+                    "DeleteItem on bridge.lease_table",
+                )
             ) from exc
-        except (ConnectionError, HTTPClientError) as exc:
-            raise LeaseTableUnavailable(f"lease table {self._table!r}: {exc}") from exc
-
-
-class _ConditionFailedError(Exception):
-    """The row no longer holds what the writer read (internal: surfaces as False)."""
-
-
-def _is_not_found(exc: LeaseTableError) -> bool:
-    cause = exc.__cause__
-    return isinstance(cause, ClientError) and error_code(cause) == "ResourceNotFoundException"
-
-
-def _in_use(exc: ClientError) -> bool:
-    return error_code(exc) == "ResourceInUseException"
 
 
 def _item(lease: Lease, updated_at: float) -> dict[str, Any]:

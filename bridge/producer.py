@@ -23,7 +23,7 @@ from confluent_kafka.cimpl import NewTopic  # noqa: TID251 - the Kafka adapter
 
 from bridge.acks import DeliveryError
 from bridge.contract import PARTITIONER, ChangeEvent, Encoder, headers, kafka_key, topic_name
-from bridge.settings import KafkaSettings, TopicSettings
+from bridge.runtime.settings import KafkaSettings, TopicSettings
 
 log = logging.getLogger(__name__)
 

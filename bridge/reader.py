@@ -23,11 +23,14 @@ from bridge.acks import Position, ShardAcks
 from bridge.contract.event import ChangeEvent
 from bridge.leases import LATEST, SHARD_END, TRIM_HORIZON
 from bridge.records import ShardSource, change_events
-from bridge.settings import BridgeSettings, TrimmedPolicy
+from bridge.runtime.backoff import Backoff
+from bridge.runtime.settings import BridgeSettings, TrimmedPolicy
 
 log = logging.getLogger(__name__)
 
-THROTTLE_BASE_S = 0.1
+THROTTLE_INITIAL_S = 0.2
+"""The ceiling of the first throttled shard's jittered backoff; it doubles up to
+``bridge.throttle_backoff_max_s``."""
 
 
 class ShardReadError(Exception):
@@ -139,13 +142,6 @@ def grown_limit(limit: int, configured: int) -> int:
     return min(configured, limit + max(1, configured // 10))
 
 
-def throttle_delay_s(attempt: int, cap_s: float, rng: Callable[[], float]) -> float:
-    """Exponential backoff with full jitter: spreading retries of many shards and workers
-    uniformly over the window avoids them hitting the throttled API again in lockstep."""
-    window_s: float = min(cap_s, THROTTLE_BASE_S * 2.0 ** min(attempt, 30))
-    return rng() * window_s
-
-
 class ShardReader:
     """Reads one leased shard; the worker publishes the events and feeds :attr:`acks`."""
 
@@ -172,6 +168,7 @@ class ShardReader:
         self._idle_s = 0.0
         self._throttles = 0
         self._limit = settings.get_records_limit
+        self._backoff = Backoff(THROTTLE_INITIAL_S, settings.throttle_backoff_max_s)
         self._checkpointed = Position(checkpoint, last_version)
         self._checkpointed_at = 0.0
 
@@ -218,10 +215,7 @@ class ShardReader:
                     self.source.table, self.source.shard_id, error, self._limit,
                 )  # fmt: skip
             self._throttles += 1
-            delay = throttle_delay_s(
-                self._throttles, self._settings.throttle_backoff_max_s, self._rng
-            )
-            self._next_poll_at = now + delay
+            self._next_poll_at = now + self._backoff.delay(self._throttles, self._rng)
             return ReadResult(throttled=True)
         except TrimmedDataError as error:
             return self._trimmed(str(error))

@@ -1,15 +1,14 @@
 """DynamoDB Streams adapter: GetShardIterator/GetRecords, botocore errors -> the reader's own.
 
 The only module of the read path that touches boto3; the reader sees :class:`Page` and the
-:class:`~bridge.reader.ShardReadError` tree, never a botocore exception.
+:class:`~bridge.reader.ShardReadError` tree, never a botocore exception (a fatal failure is a
+``bridge.aws.AwsCallError``).
 """
 
 from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-import boto3  # noqa: TID251 - the Streams adapter
-from botocore.config import Config  # noqa: TID251 - the Streams adapter
 from botocore.exceptions import (  # noqa: TID251 - the Streams adapter
     ClientError,
     ConnectionClosedError,
@@ -17,7 +16,7 @@ from botocore.exceptions import (  # noqa: TID251 - the Streams adapter
     ReadTimeoutError,
 )
 
-from bridge.discovery import error_code
+from bridge.aws import error_code, translated
 from bridge.reader import (
     ExpiredIteratorError,
     IteratorRequest,
@@ -28,10 +27,8 @@ from bridge.reader import (
     TimedOutError,
     TrimmedDataError,
 )
-from bridge.settings import AwsSettings
 
 if TYPE_CHECKING:
-    from mypy_boto3_dynamodb import DynamoDBClient
     from mypy_boto3_dynamodbstreams import DynamoDBStreamsClient
 
 _ERRORS: dict[str, type[ShardReadError]] = {
@@ -47,39 +44,6 @@ _ERRORS: dict[str, type[ShardReadError]] = {
     "ServiceUnavailable": ThrottledError,
 }
 _TRANSIENT = (EndpointConnectionError, ConnectionClosedError, ReadTimeoutError)
-
-
-STREAMS_READ_TIMEOUT_S = 10
-"""A GetRecords page (at most 1 MB) that takes this long is not coming: the reader backs off and
-asks for a smaller page instead of blocking its loop (every other shard of the worker waits)."""
-STREAMS_ATTEMPTS = 2
-"""botocore's own attempts per Streams call; a GetRecords blocks at most this many connect +
-read timeouts (30 s, below ``bridge.stall_timeout_s``), then the reader's jittered backoff takes
-over. Retrying the same oversized page more often only repeats the timeout."""
-
-
-def aws_clients(aws: AwsSettings) -> tuple[DynamoDBClient, DynamoDBStreamsClient]:
-    """DynamoDB and Streams clients: standard credential chain, bounded retries and timeouts."""
-    tables = Config(
-        retries={"max_attempts": 5, "mode": "standard"},
-        connect_timeout=5,
-        read_timeout=20,
-        max_pool_connections=20,
-    )
-    streams = tables.merge(
-        Config(
-            retries={"total_max_attempts": STREAMS_ATTEMPTS, "mode": "standard"},
-            read_timeout=STREAMS_READ_TIMEOUT_S,
-        )
-    )
-    common: dict[str, Any] = {"region_name": aws.region}
-    if aws.endpoint_url:
-        common["endpoint_url"] = aws.endpoint_url
-    session = boto3.session.Session()
-    return (
-        session.client("dynamodb", config=tables, **common),
-        session.client("dynamodbstreams", config=streams, **common),
-    )
 
 
 class DynamoStreams:
@@ -115,7 +79,7 @@ class DynamoStreams:
 
 
 def _translated(error: Exception, call: str) -> Exception:
-    """The reader's exception for ``error``, or ``error`` itself when it is fatal."""
+    """The reader's exception for ``error``; a fatal one as ``bridge.aws.AwsCallError``."""
     if isinstance(error, ReadTimeoutError):
         return TimedOutError(f"{call}: {error}")
     if isinstance(error, _TRANSIENT):
@@ -124,4 +88,4 @@ def _translated(error: Exception, call: str) -> Exception:
     code = error_code(error)
     message = error.response.get("Error", {}).get("Message", "")
     kind = _ERRORS.get(code)
-    return error if kind is None else kind(f"{call}: {code}: {message}")
+    return translated(error, call) if kind is None else kind(f"{call}: {code}: {message}")

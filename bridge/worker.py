@@ -20,12 +20,12 @@ from typing import Protocol
 
 from bridge.acks import DeliveryError, Position
 from bridge.contract.event import ChangeEvent
-from bridge.health import Heartbeat
 from bridge.leases import SHARD_END, LeaseTableUnavailable
 from bridge.metrics import BridgeMetrics
 from bridge.reader import Gap, ReadResult, ShardReader, StreamsClient
 from bridge.records import ShardSource
-from bridge.settings import BridgeSettings
+from bridge.runtime.health import Heartbeat
+from bridge.runtime.settings import BridgeSettings
 
 log = logging.getLogger(__name__)
 

@@ -20,9 +20,9 @@ import boto3  # noqa: TID251 - tests build real clients
 import pytest
 from hypothesis import settings
 
-from bridge.devstack import readiness
-from bridge.devstack import stack as devstack
-from bridge.devstack.config import StackConfig, load
+from dynabridge.devstack import readiness
+from dynabridge.devstack import stack as devstack
+from dynabridge.devstack.config import StackConfig, load
 
 # Property tests run on a shared 2-core machine next to the JVM servers: a per-example time
 # limit only turns load into failures, and every property keeps its assertions without it.

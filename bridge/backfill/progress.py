@@ -20,17 +20,17 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from botocore.exceptions import (  # noqa: TID251 - the progress-table adapter
-    ClientError,
-    ConnectionClosedError,
-    EndpointConnectionError,
-    ReadTimeoutError,
+from bridge.aws import (
+    AwsCallError,
+    AwsUnavailable,
+    ConditionFailed,
+    ResourceNotFound,
+    call,
+    with_hint,
 )
-
 from bridge.backfill.errors import BackfillError, ClaimLost, ProgressUnavailable
 from bridge.backfill.plan import SegmentProgress
 from bridge.contract import dumps_item, loads_item
-from bridge.discovery import error_code
 from bridge.leases import BACKFILL_ROW_PREFIX
 
 if TYPE_CHECKING:
@@ -40,8 +40,6 @@ log = logging.getLogger(__name__)
 
 HASH_KEY = "lease_key"
 PREFIX = BACKFILL_ROW_PREFIX
-_TRANSIENT = (EndpointConnectionError, ConnectionClosedError, ReadTimeoutError)
-_THROTTLED = frozenset({"ProvisionedThroughputExceededException", "ThrottlingException"})
 _BATCH_GET_MAX = 100
 
 
@@ -210,42 +208,32 @@ class ProgressTable:
                 kwargs["ExpressionAttributeValues"] = values
         try:
             self._call(self._client.put_item, **kwargs)
-        except _ConditionFailedError:
+        except ConditionFailed:
             return False
         return True
 
     def _call(self, method: Callable[..., Any], **kwargs: Any) -> Any:
         try:
-            return method(**kwargs)
-        except ClientError as error:
-            code = error_code(error)
-            if code == "ConditionalCheckFailedException":
-                raise _ConditionFailedError from error
-            status = int(error.response.get("ResponseMetadata", {}).get("HTTPStatusCode", 0))
-            message = error.response.get("Error", {}).get("Message", "")
-            what = f"lease table {self._table!r}: {code} {message}"
-            if code in _THROTTLED or status >= 500:
-                raise ProgressUnavailable(what) from error
-            if code == "ResourceNotFoundException":
-                raise BackfillError(
-                    f"{what}: start `dynabridge bridge run` once (it creates the lease table) "
-                    "or check bridge.lease_table"
-                ) from error
+            return call(method, f"lease table {self._table!r}", **kwargs)
+        except ConditionFailed:
+            raise  # not an error: the caller's answer is False
+        except AwsUnavailable as error:
+            raise ProgressUnavailable(str(error)) from error
+        except ResourceNotFound as error:
             raise BackfillError(
-                f"{what} (the backfill needs GetItem, BatchGetItem, PutItem and Scan on it)"
+                f"{error}: start `dynabridge bridge run` once (it creates the lease table) "
+                "or check bridge.lease_table"
             ) from error
-        except _TRANSIENT as error:
-            raise ProgressUnavailable(f"lease table {self._table!r}: {error}") from error
+        except AwsCallError as error:
+            raise BackfillError(
+                with_hint(error, "the backfill needs GetItem, BatchGetItem, PutItem and Scan on it")
+            ) from error
 
 
 def _of_run(run: RunRecord, rows: list[SegmentProgress]) -> tuple[SegmentProgress, ...]:
     """The segment rows of ``run`` (rows of an earlier run with another segment count aside)."""
     mine = [s for s in rows if s.total_segments == run.total_segments]
     return tuple(sorted(mine, key=lambda s: s.segment))
-
-
-class _ConditionFailedError(Exception):
-    """The row no longer holds what the writer read (surfaces as False)."""
 
 
 def list_backfills(dynamodb_client: DynamoDBClient, lease_table: str) -> list[BackfillStatus]:

@@ -1,4 +1,4 @@
-"""The capacity budget and throttling backoff: pure, driven by the caller's clock.
+"""The capacity budget and the throttling backoff of Scans: pure, driven by the caller's clock.
 
 The bucket may go into debt: a Scan's cost (RCU or items) is known only after it returns, so
 it is charged afterwards, and no new Scan starts until the debt is paid back.
@@ -6,8 +6,9 @@ it is charged afterwards, and no new Scan starts until the debt is paid back.
 
 from __future__ import annotations
 
-import random
 from dataclasses import dataclass
+
+from bridge.runtime.backoff import Backoff
 
 
 @dataclass(slots=True)
@@ -42,13 +43,6 @@ class TokenBucket:
         return 0.0 if self.tokens >= 0 else -self.tokens / self.rate_per_s
 
 
-def throttle_delay_s(
-    attempt: int, rng: random.Random, base_s: float = 0.1, cap_s: float = 20.0
-) -> float:
-    """Full jitter, ``uniform(0, min(cap, base * 2^attempt))``.
-
-    Every segment is throttled by the same table at the same moment: without jitter they
-    would all retry in lockstep and be throttled together again (AWS's "exponential backoff
-    and jitter" analysis: full jitter finishes the work with the fewest calls).
-    """
-    return rng.uniform(0.0, min(cap_s, base_s * 2 ** min(attempt, 30)))
+SCAN_BACKOFF = Backoff(initial_s=0.2, max_s=20.0)
+"""Between throttled Scans of one segment (every segment is throttled by the same table at
+once: the jitter keeps them from retrying in lockstep)."""

@@ -20,13 +20,14 @@ from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from typing import Protocol
 
+from bridge.aws import TableDescription
 from bridge.backfill import claim, plan
 from bridge.backfill.display import SegmentView, Summary, progress_lines
 from bridge.backfill.errors import BackfillError, ResumeMismatch, ScanUnavailable
 from bridge.backfill.plan import PageLedger, SegmentProgress
 from bridge.backfill.progress import RunRecord, RunState
-from bridge.backfill.rate import TokenBucket, throttle_delay_s
-from bridge.backfill.scan import ScanPage, TableShape
+from bridge.backfill.rate import SCAN_BACKOFF, TokenBucket
+from bridge.backfill.scan import ScanPage
 from bridge.backfill.tombstones import Window
 from bridge.contract import ChangeEvent, Item, snapshot_version
 
@@ -96,7 +97,7 @@ class Backfill:
 
     def __init__(
         self,
-        shape: TableShape,
+        shape: TableDescription,
         scanner: Scanner,
         publisher: Publisher,
         store: ProgressStore,
@@ -307,7 +308,7 @@ class Backfill:
         except ScanUnavailable as error:
             seg.throttles += 1
             seg.throttled_in_a_row += 1
-            seg.retry_at = now + throttle_delay_s(seg.throttled_in_a_row, self._rng)
+            seg.retry_at = now + SCAN_BACKOFF.delay(seg.throttled_in_a_row, self._rng.random)
             log.info("segment %d: %s; retrying", seg.progress.segment, error)
             return
         seg.throttled_in_a_row = 0

@@ -43,7 +43,7 @@ class Window:
     """The parts of the tombstone window the backfill needs, in seconds."""
 
     scan_timeout_s: float = 20.0
-    """botocore's read timeout for a Scan (``bridge.streams.aws_clients``): response - read."""
+    """botocore's read timeout of a Scan (``bridge.aws.TABLES_READ_TIMEOUT_S``)."""
     max_hold_s: float = 60.0
     """A page's images are produced within this of its response, or the page is read again."""
     delivery_timeout_s: float = 120.0

@@ -16,7 +16,7 @@ from confluent_kafka.admin import AdminClient  # noqa: TID251
 from confluent_kafka.cimpl import NewTopic  # noqa: TID251
 
 from bridge.contract import PARTITIONER, dlq_topic
-from bridge.settings import KafkaSettings, TopicSettings
+from bridge.runtime.settings import KafkaSettings, TopicSettings
 from consumers.indexer.records import DeadLetter, DeadLetterError
 
 log = logging.getLogger(__name__)

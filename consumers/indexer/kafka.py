@@ -19,7 +19,7 @@ from collections.abc import Collection, Mapping, Sequence
 import confluent_kafka  # noqa: TID251 - this is the consumer adapter
 from confluent_kafka import KafkaError, KafkaException, TopicPartition  # noqa: TID251
 
-from bridge.settings import Settings
+from bridge.runtime.settings import Settings
 from consumers.indexer.records import CommitFailed, ConsumerError, Partition, Record
 from consumers.indexer.worker import RebalanceListener
 

@@ -25,8 +25,10 @@ from dataclasses import dataclass, replace
 from typing import Protocol
 
 from bridge.contract import ChangeEvent
-from bridge.health import Heartbeat
+from bridge.runtime.backoff import Backoff
+from bridge.runtime.health import Heartbeat
 from consumers.indexer.actions import Action, ItemResult
+from consumers.indexer.backend import SearchBackend, SearchError, SearchUnavailable
 from consumers.indexer.batching import Batch, Batcher, Entry, Limits
 from consumers.indexer.changes import Change, Poison, to_entry
 from consumers.indexer.metrics import DocResult, IndexerMetrics
@@ -38,8 +40,6 @@ from consumers.indexer.records import (
     Partition,
     Record,
 )
-from consumers.indexer.retry import Backoff
-from consumers.indexer.search import SearchBackend, SearchError, SearchUnavailable
 from consumers.indexer.settlement import settlement
 
 log = logging.getLogger(__name__)

@@ -27,10 +27,10 @@ from typing import Any
 import boto3  # noqa: TID251 - the benchmark's reference is the raw client
 from confluent_kafka.admin import AdminClient  # noqa: TID251 - cleanup of the bench topics
 
-from bridge.backfill.commands import run_backfill
 from bridge.backfill.runner import Options
-from bridge.settings import load_settings
+from bridge.runtime.settings import load_settings
 from consumers.indexer.documents import index_name
+from dynabridge.operations.backfill import run_backfill
 from tests.tables import create_pk_sk_table
 
 
@@ -114,7 +114,7 @@ def end_to_end_s(table: str, items: int, segments: int, page_size: int | None, e
     }
     os.environ["DYNABRIDGE_KAFKA__TOPIC_PREFIX"] = run_prefix
     indexer = subprocess.Popen(
-        [sys.executable, "-c", "from bridge.cli import main; main()", "index", "run"],
+        [sys.executable, "-c", "from dynabridge.cli import main; main()", "index", "run"],
         env=env,
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,

@@ -29,14 +29,14 @@ from typing import Any
 from confluent_kafka import Producer  # noqa: TID251 - the raw baseline
 
 from bridge.contract import Encoder, headers, kafka_key, topic_name
-from bridge.health import Heartbeat
 from bridge.lease_keeper import LeaseKeeper
 from bridge.leases import TRIM_HORIZON, Lease
 from bridge.metrics import BridgeMetrics
 from bridge.producer import KafkaPublisher, ensure_topics, producer_config
 from bridge.reader import IteratorRequest, Page
 from bridge.records import ShardSource, change_events
-from bridge.settings import BridgeSettings, KafkaSettings, TopicSettings
+from bridge.runtime.health import Heartbeat
+from bridge.runtime.settings import BridgeSettings, KafkaSettings, TopicSettings
 from bridge.worker import Worker
 from tests.tables import create_pk_sk_table
 
@@ -259,8 +259,9 @@ def trial_raw(records: int) -> dict[str, Any]:
 def trial_moto(records: int) -> dict[str, Any]:
     import boto3  # noqa: TID251 - the moto reference run builds its own clients
 
-    from bridge.settings import AwsSettings
-    from bridge.streams import DynamoStreams, aws_clients
+    from bridge.aws import aws_clients
+    from bridge.runtime.settings import AwsSettings
+    from bridge.streams import DynamoStreams
 
     os.environ.setdefault("AWS_ACCESS_KEY_ID", "testing")
     os.environ.setdefault("AWS_SECRET_ACCESS_KEY", "testing")

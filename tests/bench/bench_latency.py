@@ -24,20 +24,20 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
-from bridge.demo.cleanup import remove_run
-from bridge.demo.driver import Driver
-from bridge.demo.poller import VisibilityPoller
-from bridge.demo.processes import Child, Children, wait_ready
-from bridge.demo.runconfig import Endpoints, RunNames, config_data, write_config
-from bridge.demo.runner import warm_up
-from bridge.demo.stack import endpoints
-from bridge.demo.table import DemoTable, client
-from bridge.demo.visibility import LatencySummary, VisibilityTracker
-from bridge.demo.workload import MIXED, Shape, Workload
-from bridge.devstack.config import load
-from bridge.settings import SearchBackend, Settings
+from bridge.runtime.settings import SearchBackend, Settings
 from consumers.indexer.documents import doc_id, index_name
-from consumers.operations.index_transports import build_reader
+from dynabridge.demo.cleanup import remove_run
+from dynabridge.demo.driver import Driver
+from dynabridge.demo.poller import VisibilityPoller
+from dynabridge.demo.processes import Child, Children, wait_ready
+from dynabridge.demo.runconfig import Endpoints, RunNames, config_data, write_config
+from dynabridge.demo.runner import warm_up
+from dynabridge.demo.stack import endpoints
+from dynabridge.demo.table import DemoTable, client
+from dynabridge.demo.visibility import LatencySummary, VisibilityTracker
+from dynabridge.demo.workload import MIXED, Shape, Workload
+from dynabridge.devstack.config import load
+from dynabridge.operations.index_reader import build_reader
 
 RESULTS = Path("bench-results")
 IDLE_POLL = {"idle_poll_min_s": 0.02, "idle_poll_max_s": 0.1}

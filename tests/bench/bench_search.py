@@ -24,9 +24,9 @@ import elasticsearch  # noqa: TID251 - the benchmark's reference is the raw clie
 from elasticsearch import helpers  # noqa: TID251
 
 from bridge.contract import ChangeEvent, EventName, Item
-from bridge.settings import SearchSettings
+from bridge.runtime.settings import SearchSettings
+from consumers.indexer.backend import build_backend, index_body
 from consumers.indexer.documents import build_action, doc_id, index_name, to_plain_json
-from consumers.indexer.search import build_backend, index_body
 
 CHUNK_DOCS = 1000
 """= indexer.batch_max_docs default, so both sides send bulks of the same size."""

@@ -26,13 +26,14 @@ from confluent_kafka._types import HeadersType  # noqa: TID251
 from confluent_kafka.admin import AdminClient  # noqa: TID251
 
 from bridge.contract import AttributeValue, ChangeEvent, EventName, Item, decode, kafka_key
-from bridge.settings import load_settings
-from consumers.indexer.documents import doc_id, index_name, to_plain_json
-from consumers.operations.dynamo import DynamoTables
-from consumers.operations.index_transports import build_reader
-from consumers.operations.verify import verify
+from bridge.runtime.settings import load_settings
+from consumers.indexer.documents import index_name
+from dynabridge.operations.dynamo import DynamoTables
+from dynabridge.operations.index_reader import build_reader
+from dynabridge.operations.verify import verify
 from tests.e2e.pipeline import Names
 from tests.e2e.workload import Ledger
+from tests.oracle import expected_id, expected_source
 
 if TYPE_CHECKING:
     from mypy_boto3_dynamodb import DynamoDBClient
@@ -309,7 +310,7 @@ def index_problems(
     problems: list[str] = []
     ids: set[str] = set()
     for key, expected in ledger.final.items():
-        doc = doc_id(ledger.keys[key])
+        doc = expected_id(ledger.keys[key])
         ids.add(doc)
         if key in excluded:
             if doc in docs:
@@ -326,7 +327,7 @@ def index_problems(
         event = history.last.get(key)
         if event is not None and found.version != event.version:
             problems.append(f"{doc}: _version {found.version}, last change has {event.version}")
-        if found.source != to_plain_json(expected):
+        if found.source != expected_source(expected):
             problems.append(f"{doc}: document differs from the item")
     extra = set(docs) - ids
     if extra:
@@ -338,14 +339,14 @@ def index_difference(ledger: Ledger, docs: dict[str, Document], excluded: set[by
     """Cheap poll condition: ids and sources against the ledger (versions not read); "" when
     equal, else a summary naming a few ids."""
     wanted = {
-        doc_id(ledger.keys[k]): item
+        expected_id(ledger.keys[k]): item
         for k, item in ledger.final.items()
         if item is not None and k not in excluded
     }
     missing = sorted(set(wanted) - set(docs))
     extra = sorted(set(docs) - set(wanted))
     different = sorted(
-        i for i, item in wanted.items() if i in docs and docs[i].source != to_plain_json(item)
+        i for i, item in wanted.items() if i in docs and docs[i].source != expected_source(item)
     )
     if not (missing or extra or different):
         return ""

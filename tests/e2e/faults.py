@@ -15,9 +15,9 @@ from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
-from bridge.devstack import readiness
-from bridge.devstack import stack as devstack
-from bridge.devstack.config import StackConfig
+from dynabridge.devstack import readiness
+from dynabridge.devstack import stack as devstack
+from dynabridge.devstack.config import StackConfig
 from tests.e2e.pipeline import Pipeline, Process, Role
 from tests.e2e.workload import Progress
 from tests.integration.indexer.proxy import TcpProxy

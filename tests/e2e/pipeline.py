@@ -12,7 +12,6 @@ import os
 import signal
 import subprocess
 import sys
-import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any
@@ -22,6 +21,7 @@ from confluent_kafka.admin import AdminClient  # noqa: TID251 - tests talk to th
 
 from bridge.contract import dlq_topic, topic_name
 from consumers.indexer.documents import index_name
+from tests.polling import wait_for
 
 DYNABRIDGE = str(Path(sys.executable).parent / "dynabridge")
 LOG_TAIL_LINES = 60
@@ -245,13 +245,3 @@ class Pipeline:
             )
             parts.extend(lines[-LOG_TAIL_LINES:])
         return "\n".join(parts)
-
-
-def wait_for(condition: Any, timeout_s: float, what: str, every_s: float = 0.5) -> float:
-    """Poll ``condition()`` until true; the seconds it took. AssertionError at the deadline."""
-    started = time.monotonic()
-    while not condition():
-        if time.monotonic() - started > timeout_s:
-            raise AssertionError(f"timed out after {timeout_s:.0f}s waiting for {what}")
-        time.sleep(every_s)
-    return time.monotonic() - started

@@ -12,7 +12,7 @@ from urllib.parse import urlsplit
 
 import pytest
 
-from bridge.devstack.config import StackConfig
+from dynabridge.devstack.config import StackConfig
 from tests.e2e.checks import index_difference, index_documents
 from tests.e2e.faults import DedicatedKafka, TcpProxy, after
 from tests.e2e.harness import E2E

@@ -10,7 +10,6 @@ import time
 from collections import defaultdict
 
 from bridge.contract import Item, decode, kafka_key
-from consumers.indexer.documents import doc_id
 from tests.e2e.checks import (
     Document,
     fully_committed,
@@ -22,8 +21,10 @@ from tests.e2e.checks import (
     topic_history,
 )
 from tests.e2e.harness import E2E
-from tests.e2e.pipeline import DYNABRIDGE, Role, _child_env, wait_for
+from tests.e2e.pipeline import DYNABRIDGE, Role, _child_env
 from tests.e2e.workload import KeyKind, Progress, run_workload
+from tests.oracle import expected_id
+from tests.polling import wait_for
 
 POISON_MAPPINGS = {"properties": {"amount": {"type": "long"}}}
 
@@ -58,7 +59,7 @@ def test_mapping_conflicts_go_to_the_dlq_and_everything_else_is_indexed(e2e: E2E
     )
     assert set(pipeline.stop_all().values()) == {0}
 
-    poison_ids = {doc_id(ledger.keys[k]) for k in poisoned}
+    poison_ids = {expected_id(ledger.keys[k]) for k in poisoned}
     report = run_verify(pipeline.config_path, table, e2e.dynamodb, e2e.streams)
     counts = {kind: n for kind, n in report["differences"].items() if n}
     assert counts == {"missing": len(poison_ids)}, report

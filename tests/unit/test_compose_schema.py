@@ -11,7 +11,7 @@ import jsonschema
 import pytest
 import yaml
 
-from bridge.devstack.config import StackConfig
+from dynabridge.devstack.config import StackConfig
 
 ROOT = Path(__file__).resolve().parents[2]
 STACK = ("kafka", "elasticsearch", "opensearch", "moto")
@@ -97,7 +97,7 @@ def test_the_pipeline_services_build_one_image_and_check_health(compose: dict[st
 def test_the_mounted_config_is_valid_with_the_compose_overrides(
     compose: dict[str, Any], monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from bridge.settings import load_settings
+    from bridge.runtime.settings import load_settings
 
     for key, value in compose["services"]["bridge"]["environment"].items():
         if key.startswith("DYNABRIDGE_"):

@@ -7,7 +7,7 @@ from pathlib import Path
 
 from pydantic import BaseModel
 
-from bridge.settings import ENV_PREFIX, Settings
+from bridge.runtime.settings import ENV_PREFIX, Settings
 
 DOC = Path(__file__).resolve().parents[2] / "docs" / "configuration.md"
 

@@ -66,10 +66,17 @@ def test_every_deployment_has_a_disruption_budget() -> None:
 
 
 def test_configmap_holds_a_loadable_config() -> None:
-    from bridge.settings import Settings
+    from bridge.runtime.settings import Settings
 
     (cm,) = [d for _, d in DOCS if d["kind"] == "ConfigMap"]
     data = yaml.safe_load(cm["data"]["dynabridge.yaml"])
     settings = Settings(**data)
     assert settings.bridge.tables
-    assert settings.metrics.port == 9108
+    ports = {"dynabridge-bridge": settings.metrics.port_of("bridge"),
+             "dynabridge-indexer": settings.metrics.port_of("indexer")}  # fmt: skip
+    for name, dep in _deployments().items():
+        (container,) = dep["spec"]["template"]["spec"]["containers"]
+        declared = {p["containerPort"] for p in container["ports"] if p["name"] == "metrics"}
+        annotations = dep["spec"]["template"]["metadata"]["annotations"]
+        assert declared == {ports[name]}, f"{name} serves metrics on {ports[name]}"
+        assert annotations["prometheus.io/port"] == str(ports[name])

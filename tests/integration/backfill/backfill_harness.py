@@ -70,7 +70,7 @@ class Env:
     def start(self, name: str, *args: str) -> subprocess.Popen[bytes]:
         log = (self.logs / f"{name}.log").open("ab")
         return subprocess.Popen(
-            [sys.executable, "-c", "from bridge.cli import main; main()", *args],
+            [sys.executable, "-c", "from dynabridge.cli import main; main()", *args],
             env={**os.environ, **self.variables()},
             stdout=subprocess.PIPE if name.startswith("backfill") else log,
             stderr=log,
@@ -176,11 +176,3 @@ def wait_index_equals_table(env: Env, timeout_s: float) -> dict[str, Any]:
         if not any(diff.values()) or time.monotonic() > deadline:
             return diff
         time.sleep(1.0)
-
-
-def wait_for(condition: Any, timeout_s: float, what: str) -> None:
-    deadline = time.monotonic() + timeout_s
-    while not condition():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout_s} s waiting for {what}")
-        time.sleep(0.2)

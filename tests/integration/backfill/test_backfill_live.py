@@ -16,11 +16,12 @@ from typing import TYPE_CHECKING, Any
 import pytest
 from confluent_kafka import Consumer, TopicPartition  # noqa: TID251 - tests read the real topic
 
-from bridge.backfill.commands import EXIT_OK, EXIT_STOPPED, EXIT_USAGE, run_backfill
 from bridge.backfill.progress import ProgressTable, RunState, list_backfills
 from bridge.backfill.runner import Options
 from bridge.contract import HEADER_EVENT_NAME, HEADER_ORIGIN, ChangeEvent, kafka_key
-from bridge.settings import load_settings
+from bridge.runtime.exits import ExitCode
+from bridge.runtime.settings import load_settings
+from dynabridge.operations.backfill import run_backfill
 from tests.integration.backfill.backfill_harness import (
     Env,
     create_loaded_table,
@@ -29,9 +30,9 @@ from tests.integration.backfill.backfill_harness import (
     index_documents,
     request,
     typed_item,
-    wait_for,
     wait_index_equals_table,
 )
+from tests.polling import wait_for
 
 if TYPE_CHECKING:
     from mypy_boto3_dynamodb import DynamoDBClient
@@ -192,7 +193,7 @@ def test_backfill_under_a_concurrent_workload_and_a_late_stale_image_leaves_inde
         )  # fmt: skip
     finally:
         workload.finish()
-    assert code == EXIT_OK
+    assert code == ExitCode.OK
     assert summary is not None
     assert summary.state == "finished"
     assert summary.items_scanned >= ITEMS * 0.8
@@ -237,7 +238,7 @@ def test_a_sigkilled_backfill_resumes_without_rescanning_finished_work(
 
     second = env.start("backfill-2", *args)
     out, _ = second.communicate(timeout=180)
-    assert second.returncode == EXIT_OK, (env.logs / "backfill-2.log").read_text()
+    assert second.returncode == ExitCode.OK, (env.logs / "backfill-2.log").read_text()
     summary = json.loads(out)
     assert summary["resumed"]
     assert summary["state"] == "finished"
@@ -261,7 +262,7 @@ def backfill_output(env: Env, name: str, *args: str) -> tuple[int, str]:
 
 def test_bad_input_is_refused_with_a_clear_error(env: Env) -> None:
     code, text = backfill_output(env, "backfill-unknown", "--table", env.table)
-    assert code == EXIT_USAGE
+    assert code == ExitCode.CONFIG
     assert f"table {env.table!r} does not exist" in text
 
     env.dynamodb.create_table(
@@ -270,7 +271,7 @@ def test_bad_input_is_refused_with_a_clear_error(env: Env) -> None:
         BillingMode="PAY_PER_REQUEST",
     )  # fmt: skip
     code, text = backfill_output(env, "backfill-nostream", "--table", env.table)
-    assert code == EXIT_USAGE
+    assert code == ExitCode.CONFIG
     assert "has no stream" in text
 
 
@@ -290,11 +291,11 @@ def test_a_second_backfill_or_a_short_gc_deletes_is_refused(env: Env) -> None:
     wait_for(running, 60, "the first backfill's claim")
     started = time.monotonic()
     code, text = backfill_output(env, "backfill-second", "--table", env.table, "--claim-ttl-s", "3")
-    assert code == EXIT_USAGE
+    assert code == ExitCode.REFUSED
     assert "is already running" in text
     assert time.monotonic() - started < 30
     slow.send_signal(signal.SIGTERM)
-    assert slow.wait(timeout=30) == EXIT_STOPPED
+    assert slow.wait(timeout=30) == ExitCode.STOPPED
     [status] = list_backfills(env.dynamodb, env.lease_table)  # what `dynabridge status` reads
     assert status.run.table == env.table
     assert status.run.state is RunState.STOPPED
@@ -304,5 +305,5 @@ def test_a_second_backfill_or_a_short_gc_deletes_is_refused(env: Env) -> None:
 
     request(env.es, "PUT", env.index, {"settings": {"index.gc_deletes": "60s"}})
     code, text = backfill_output(env, "backfill-gc", "--table", env.table)
-    assert code == EXIT_USAGE
+    assert code == ExitCode.REFUSED
     assert "index.gc_deletes=60s" in text

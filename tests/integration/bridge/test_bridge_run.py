@@ -30,6 +30,7 @@ import pytest
 from confluent_kafka import Consumer, KafkaException, TopicPartition  # noqa: TID251 - tests read the real topics
 
 from bridge.contract import HEADER_SEQUENCE_NUMBER
+from tests.polling import wait_for
 from tests.tables import create_pk_sk_table
 
 if TYPE_CHECKING:
@@ -120,7 +121,7 @@ def start_bridge(env: Env, worker_id: str) -> subprocess.Popen[bytes]:
     }
     log = (env.logs / f"{worker_id}.log").open("ab")
     return subprocess.Popen(
-        [sys.executable, "-c", "from bridge.cli import main; main()", "bridge", "run"],
+        [sys.executable, "-c", "from dynabridge.cli import main; main()", "bridge", "run"],
         env={**os.environ, **variables},
         stdout=log,
         stderr=log,
@@ -245,15 +246,6 @@ def check_table(env: Env, table: str) -> int:
             assert e["event_name"] == by_seq[e["sequence_number"]]["eventName"]
             assert e["table"] == table
     return duplicates
-
-
-def wait_for(condition: Callable[[], bool], timeout_s: float, what: str) -> float:
-    started = time.monotonic()
-    while not condition():
-        if time.monotonic() - started > timeout_s:
-            raise AssertionError(f"timed out after {timeout_s}s waiting for {what}")
-        time.sleep(0.2)
-    return time.monotonic() - started
 
 
 def owners(env: Env) -> dict[str, str | None]:

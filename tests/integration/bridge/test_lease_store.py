@@ -22,7 +22,7 @@ from bridge.leases import (
     taken,
     with_gap,
 )
-from bridge.settings import BridgeSettings
+from bridge.runtime.settings import BridgeSettings
 
 if TYPE_CHECKING:
     from mypy_boto3_dynamodb import DynamoDBClient

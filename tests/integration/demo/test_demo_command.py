@@ -8,8 +8,8 @@ import re
 import subprocess
 from pathlib import Path
 
-from bridge.demo.processes import dynabridge_argv
-from bridge.devstack.config import StackConfig
+from dynabridge.demo.processes import dynabridge_argv
+from dynabridge.devstack.config import StackConfig
 
 DEMO_TIMEOUT_S = 420
 

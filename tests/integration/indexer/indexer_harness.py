@@ -8,7 +8,7 @@ import random
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
@@ -23,7 +23,7 @@ from confluent_kafka.admin._listoffsets import OffsetSpec  # noqa: TID251
 from confluent_kafka.cimpl import NewTopic  # noqa: TID251
 
 from bridge.contract import PARTITIONER, ChangeEvent, Encoder, EventName, headers, kafka_key
-from consumers.indexer.documents import doc_id, to_plain_json
+from tests.oracle import expected_id, expected_source
 
 BASE_VERSION = 1_700_000_000 * 1_000_000
 
@@ -41,11 +41,11 @@ class Stream:
     def expected(self) -> dict[str, dict[str, Any]]:
         final: dict[str, ChangeEvent] = {}
         for event in self.events:
-            key = doc_id(event.keys)
+            key = expected_id(event.keys)
             if key not in final or final[key].version < event.version:
                 final[key] = event
         return {
-            key: to_plain_json(e.new_image)
+            key: expected_source(e.new_image)
             for key, e in final.items()
             if e.event_name is not EventName.REMOVE and e.new_image is not None
         }
@@ -178,16 +178,6 @@ def reset_to_earliest(bootstrap: str, group: str, topic: str) -> None:
     result = done[group].result(timeout=10)
     failed = [tp for tp in result.topic_partitions if tp.error]
     assert not failed, f"offset reset refused (live members?): {failed}"
-
-
-def wait_for(
-    condition: Callable[[], bool], timeout_s: float, what: str, every_s: float = 0.5
-) -> None:
-    deadline = time.monotonic() + timeout_s
-    while not condition():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout_s:.0f}s waiting for {what}")
-        time.sleep(every_s)
 
 
 def http(method: str, url: str, body: Any = None) -> tuple[int, Any]:

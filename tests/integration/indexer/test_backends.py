@@ -1,14 +1,14 @@
-"""Both search backends against the real Elasticsearch 9 and OpenSearch 2 of the local stack.
+"""Both search backends against the real Elasticsearch 9 and OpenSearch 2 of the local stack:
+what only a real engine shows (mappings, index settings, outages, the wrong product).
 
-One contract, two engines: versions, outcomes, index creation, outages and the delete window
-behave the same on both.
+The behaviour the fake engine models too (versions, outcomes, the delete window) is the
+contract suite, ``test_backend_contract.py``.
 """
 
 from __future__ import annotations
 
 import json
 import socket
-import time
 import urllib.error
 import urllib.parse
 import urllib.request
@@ -18,11 +18,11 @@ from typing import Any
 import pytest
 from pydantic import SecretStr
 
-from bridge.settings import SearchBackend as BackendName
-from bridge.settings import SearchSettings
+from bridge.runtime.settings import SearchBackend as BackendName
+from bridge.runtime.settings import SearchSettings
 from consumers.indexer.actions import Action, ActionKind, ItemResult
+from consumers.indexer.backend import SearchBackend, SearchError, SearchUnavailable, build_backend
 from consumers.indexer.outcomes import Outcome, outcome
-from consumers.indexer.search import SearchBackend, SearchError, SearchUnavailable, build_backend
 
 INDEX, DELETE = ActionKind.INDEX, ActionKind.DELETE
 
@@ -75,43 +75,6 @@ def _doc(url: str, index: str, doc_id: str) -> tuple[int, Any]:
 
 def _outcomes(actions: list[Action], results: list[ItemResult]) -> list[Outcome]:
     return [outcome(a.kind, r) for a, r in zip(actions, results, strict=True)]
-
-
-def test_index_then_get(engine: tuple[str, str], make_backend: Any, index: str) -> None:
-    backend = make_backend()
-    doc = {"name": "héllo", "n": 7, "price": 19.99, "tags": ["a", "b"], "big": "9007199254740993"}
-    results = backend.bulk([Action(INDEX, index, "a|b%7C~", 5, doc)])
-    assert results == [ItemResult(201, None, None)]
-    status, body = _doc(engine[1], index, "a|b%7C~")
-    assert status == 200
-    assert body["_source"] == doc
-    assert body["_version"] == 5
-
-
-def test_external_gte_rejects_older_and_accepts_equal(
-    engine: tuple[str, str], make_backend: Any, index: str
-) -> None:
-    backend = make_backend()
-    assert backend.bulk([Action(INDEX, index, "k", 10, {"v": "new"})])[0].status == 201
-    again = [
-        Action(INDEX, index, "k", 10, {"v": "new"}),
-        Action(INDEX, index, "k", 9, {"v": "old"}),
-    ]
-    results = backend.bulk(again)
-    assert [r.status for r in results] == [200, 409]
-    assert results[1].error_type == "version_conflict_engine_exception"
-    assert _outcomes(again, results) == [Outcome.DONE, Outcome.STALE]
-    stale_delete = [Action(DELETE, index, "k", 8, None)]
-    assert _outcomes(stale_delete, backend.bulk(stale_delete)) == [Outcome.STALE]
-    status, body = _doc(engine[1], index, "k")
-    assert (status, body["_source"], body["_version"]) == (200, {"v": "new"}, 10)
-
-
-def test_deleting_a_missing_document_is_done(make_backend: Any, index: str) -> None:
-    actions = [Action(DELETE, index, "never-indexed", 3, None)]
-    results = make_backend().bulk(actions)
-    assert results[0].status == 404
-    assert _outcomes(actions, results) == [Outcome.DONE]
 
 
 def test_a_mapping_conflict_is_a_dead_letter_and_the_rest_is_indexed(
@@ -184,41 +147,6 @@ def test_an_unreachable_engine_is_unavailable(engine: tuple[str, str], index: st
         assert "s3cret" not in str(raised.value)
     finally:
         backend.close()
-
-
-def test_deletes_stay_deleted_within_gc_deletes_and_not_beyond(
-    engine: tuple[str, str], make_backend: Any, unique_name: Callable[[str], str]
-) -> None:
-    """A late stale image after a delete: resurrects past gc_deletes, stays deleted within it."""
-    url = engine[1]
-    short, managed = unique_name("it-gc-short"), unique_name("it-gc-managed")
-    try:
-        short_backend = make_backend(gc_deletes="100ms")
-        managed_backend = make_backend()  # the shipped default, search.gc_deletes
-        for backend, name in ((short_backend, short), (managed_backend, managed)):
-            assert backend.bulk([Action(INDEX, name, "item", 1, {"v": 1})])[0].status == 201
-            assert backend.bulk([Action(DELETE, name, "item", 3, None)])[0].status == 200
-        stale = {"v": 2}  # a stale image, e.g. from a backfill that overlapped the delete
-        # Tombstones are pruned on refresh once gc_deletes has passed: poll until the short
-        # window forgets the delete and the stale image comes back to life.
-        deadline = time.monotonic() + 30
-        while True:
-            _http("POST", f"{url}/{short}/_refresh")
-            result = short_backend.bulk([Action(INDEX, short, "item", 2, stale)])[0]
-            if result.status == 201 or time.monotonic() > deadline:
-                break
-            assert result.status == 409
-            time.sleep(0.2)
-        assert result.status == 201, "a stale write after gc_deletes should resurrect the doc"
-        assert _doc(url, short, "item")[0] == 200
-        # The same stale image, as late, against the managed window: still a conflict.
-        _http("POST", f"{url}/{managed}/_refresh")
-        late = [Action(INDEX, managed, "item", 2, stale)]
-        assert _outcomes(late, managed_backend.bulk(late)) == [Outcome.STALE]
-        assert _doc(url, managed, "item")[0] == 404
-    finally:
-        _http("DELETE", f"{url}/{short}")
-        _http("DELETE", f"{url}/{managed}")
 
 
 def test_the_wrong_backend_for_the_server_is_a_configuration_error(

@@ -30,8 +30,8 @@ from tests.integration.indexer.indexer_harness import (
     produce,
     random_stream,
     sources,
-    wait_for,
 )
+from tests.polling import wait_for
 
 PARTITIONS = 4
 DYNABRIDGE = str(Path(sys.executable).parent / "dynabridge")
@@ -127,10 +127,12 @@ def _progress(s: dict[str, Any]) -> int:
 
 
 def test_sigkill_mid_batch_then_restart_reaches_the_final_state(setup: dict[str, Any]) -> None:
-    stream = random_stream(setup["table"], items=500, changes=20000, seed=3)
+    # Enough changes that the first commit (1 s after the start) comes well before the last: a
+    # quiet machine indexes ~20,000 of them in that second.
+    stream = random_stream(setup["table"], items=500, changes=60000, seed=3)
     produce(setup["bootstrap"], setup["topic"], stream.events)
     first = setup["start"]()
-    wait_for(lambda: _progress(setup) > 0, 60, "a first commit")
+    wait_for(lambda: _progress(setup) > 0, 60, "a first commit", every_s=0.05)
     first.kill()
     killed_at = _progress(setup)
     assert killed_at < len(stream.events), "the kill came too late to be mid-run"

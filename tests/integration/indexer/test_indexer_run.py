@@ -16,9 +16,9 @@ import pytest
 from confluent_kafka import Consumer  # noqa: TID251 - tests build real clients
 
 from bridge.contract import EventName, dlq_topic, topic_name
-from bridge.settings import Settings
-from consumers.indexer.commands import run_indexer
+from bridge.runtime.settings import Settings
 from consumers.indexer.documents import index_name
+from consumers.indexer.main import run_indexer
 from tests.integration.indexer.indexer_harness import (
     BASE_VERSION,
     change,
@@ -34,9 +34,9 @@ from tests.integration.indexer.indexer_harness import (
     random_stream,
     reset_to_earliest,
     sources,
-    wait_for,
 )
 from tests.integration.indexer.proxy import TcpProxy
+from tests.polling import wait_for
 
 PARTITIONS = 3
 

@@ -20,7 +20,7 @@ if TYPE_CHECKING:
     from mypy_boto3_dynamodbstreams import DynamoDBStreamsClient
 
 
-from bridge.settings import SearchBackend as BackendName
+from bridge.runtime.settings import SearchBackend as BackendName
 from tests.tables import create_pk_sk_table
 
 from .ops_pipeline import Pipeline

@@ -14,17 +14,17 @@ from confluent_kafka import Consumer, Producer  # noqa: TID251 - tests build rea
 from confluent_kafka.admin import AdminClient  # noqa: TID251 - tests build real clients
 from confluent_kafka.cimpl import NewTopic  # noqa: TID251 - tests build real clients
 
-from bridge.cli import main
 from bridge.contract import PARTITIONER, ChangeEvent, Encoder, Item, headers, kafka_key
 from bridge.lease_store import DynamoLeaseStore
 from bridge.leases import Lease, checkpointed, new_lease, renewed
 from bridge.records import ShardSource
-from bridge.settings import KafkaSettings, SearchSettings
-from bridge.settings import SearchBackend as BackendName
+from bridge.runtime.settings import KafkaSettings, SearchSettings
+from bridge.runtime.settings import SearchBackend as BackendName
+from consumers.indexer.backend import build_backend
 from consumers.indexer.documents import build_action
-from consumers.indexer.search import build_backend
-from consumers.operations.dynamo import DynamoTables
-from consumers.operations.kafka_admin import KafkaAdmin
+from dynabridge.cli import main
+from dynabridge.operations.dynamo import DynamoTables
+from dynabridge.operations.kafka_admin import KafkaAdmin
 
 if TYPE_CHECKING:
     from mypy_boto3_dynamodb import DynamoDBClient

@@ -7,6 +7,7 @@ import datetime as dt
 import json
 
 from bridge.contract import ChangeEvent, EventName
+from bridge.runtime.exits import ExitCode
 
 from .ops_pipeline import Pipeline
 
@@ -62,7 +63,7 @@ def test_replay_refuses_a_live_member_then_works_when_the_group_is_empty(
         refused = pipeline.run("replay", "--table", pipeline.table, "--to", "earliest")
     finally:
         member.close()  # LeaveGroup: the group is empty at once
-    assert refused.exit_code == 1, refused.output
+    assert refused.exit_code == ExitCode.REFUSED, refused.output
     assert "live member" in refused.stderr
     assert "session_timeout_ms" in refused.stderr
     assert pipeline.committed() == ends

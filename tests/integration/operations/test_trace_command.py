@@ -9,14 +9,15 @@ from typing import Any
 from confluent_kafka import Producer  # noqa: TID251 - tests build real clients
 
 from bridge.contract import PARTITIONER
-from consumers.operations.murmur2 import partition
+from bridge.runtime.exits import ExitCode
+from dynabridge.operations.murmur2 import partition
 
 from .ops_pipeline import Pipeline
 
 
 def _verdict(pipeline: Pipeline, key: str) -> tuple[int, dict[str, Any]]:
     result = pipeline.run("trace", "--table", pipeline.table, "--key", key, "--json")
-    assert result.exit_code in (0, 1), result.output
+    assert result.exit_code in (ExitCode.OK, ExitCode.DIFFERENT), result.output
     report = json.loads(result.stdout)
     return result.exit_code, report
 
@@ -43,7 +44,7 @@ def test_trace_follows_an_item_and_names_the_stuck_stage(pipeline: Pipeline) -> 
     # A change the bridge has not published: the checkpoint is behind it.
     pipeline.put({"pk": {"S": "alice"}, "sk": {"N": "7"}, "v": {"N": "2"}})
     code, report = _verdict(pipeline, '{"pk": {"S": "alice"}, "sk": {"N": "7.0"}}')
-    assert code == 1
+    assert code == ExitCode.DIFFERENT
     assert report["verdict"]["stage"] == "not_published"
     assert lease.checkpoint in report["verdict"]["text"]
 
@@ -52,7 +53,7 @@ def test_trace_follows_an_item_and_names_the_stuck_stage(pipeline: Pipeline) -> 
     pipeline.publish(second)
     pipeline.renew(pipeline.lease_checkpoint(lease, second[-1].sequence_number))
     code, report = _verdict(pipeline, '{"pk": "alice", "sk": 7}')
-    assert code == 1
+    assert code == ExitCode.DIFFERENT
     assert report["verdict"]["stage"] == "indexer_lag"
     offset = pipeline.produced[-1][1]
     assert f"in Kafka at offset {offset}" in report["verdict"]["text"]

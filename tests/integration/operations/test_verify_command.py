@@ -8,6 +8,7 @@ import json
 import pytest
 
 from bridge.contract import ChangeEvent, EventName, Item
+from bridge.runtime.exits import ExitCode
 
 from .ops_pipeline import Pipeline
 
@@ -61,7 +62,7 @@ def test_verify_reports_each_kind_of_difference_then_equal(pipeline: Pipeline) -
     pipeline.refresh()
 
     result = pipeline.run("verify", "--table", pipeline.table, "--json", "--quiet")
-    assert result.exit_code == 1, result.output
+    assert result.exit_code == ExitCode.DIFFERENT, result.output
     report = json.loads(result.stdout)
     assert report["differences"] == {"missing": 1, "extra": 1, "different": 1}
     assert report["table_items"] == 5
@@ -86,6 +87,6 @@ def test_verify_of_a_table_without_index_lists_every_item_missing(pipeline: Pipe
     for item in _items()[:2]:
         pipeline.put(item)
     result = pipeline.run("verify", "--table", pipeline.table, "--sample", "1", "--quiet")
-    assert result.exit_code == 1
+    assert result.exit_code == ExitCode.DIFFERENT
     assert "missing 2" in result.stdout
     assert "missing (first 1, 1 more)" in result.stdout

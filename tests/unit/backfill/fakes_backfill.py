@@ -5,17 +5,21 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 
+from bridge.aws import KeyAttribute, TableDescription
 from bridge.backfill.errors import ClaimLost, ScanThrottled
 from bridge.backfill.plan import SegmentProgress
 from bridge.backfill.progress import RunRecord, RunState
-from bridge.backfill.scan import ScanPage, TableShape
+from bridge.backfill.scan import ScanPage
 from bridge.contract import ChangeEvent, Item, dumps_item
 
 TABLE = "orders"
 
 
-def shape(server_now_s: float | None = 2_000_000_000.0) -> TableShape:
-    return TableShape(TABLE, ("pk", "sk"), 60, 6000, "arn:stream", server_now_s)
+def shape(server_now_s: float | None = 2_000_000_000.0) -> TableDescription:
+    keys = (KeyAttribute("pk", "S"), KeyAttribute("sk", "N"))
+    return TableDescription(
+        TABLE, keys, "ACTIVE", "arn:stream", "NEW_AND_OLD_IMAGES", 60, 6000, server_now_s
+    )
 
 
 def item(segment: int, page: int, i: int) -> Item:

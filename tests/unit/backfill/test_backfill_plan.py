@@ -82,10 +82,10 @@ def test_unlimited_bucket_never_waits() -> None:
     assert bucket.wait_s(0.0) == 0.0
 
 
-def test_throttle_delay_is_full_jitter_under_a_growing_cap() -> None:
+def test_scan_backoff_is_full_jitter_under_a_growing_cap() -> None:
     rng = random.Random(1)
-    delays = [rate.throttle_delay_s(attempt, rng, base_s=0.1, cap_s=5.0) for attempt in range(12)]
-    assert all(0.0 <= d <= min(5.0, 0.1 * 2**a) for a, d in enumerate(delays))
+    delays = [rate.SCAN_BACKOFF.delay(attempt, rng.random) for attempt in range(1, 13)]
+    assert all(0.0 <= d <= min(20.0, 0.1 * 2**a) for a, d in enumerate(delays, start=1))
     assert len(set(delays)) == len(delays)
 
 

@@ -9,7 +9,7 @@ import pytest
 
 from bridge.coordinator import LeaseCoordinator
 from bridge.leases import LATEST, SHARD_END, TRIM_HORIZON, Lease, LeaseTableUnavailable
-from bridge.settings import BridgeSettings, ConfigError, StartPosition
+from bridge.runtime.settings import BridgeSettings, ConfigError, StartPosition
 from bridge.shards import (
     Shard,
     StreamInfo,

@@ -97,6 +97,10 @@ def table(stream: dict[str, Any] | None, arn: str | None = ARN) -> dict[str, Any
             {"AttributeName": "sk", "KeyType": "RANGE"},
             {"AttributeName": "pk", "KeyType": "HASH"},
         ],
+        "AttributeDefinitions": [
+            {"AttributeName": "pk", "AttributeType": "S"},
+            {"AttributeName": "sk", "AttributeType": "N"},
+        ],
     }
     if stream is not None:
         description["StreamSpecification"] = stream

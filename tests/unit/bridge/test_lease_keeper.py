@@ -13,13 +13,14 @@ from collections.abc import Callable, Iterator
 import pytest
 
 from bridge.coordinator import LeaseCoordinator
-from bridge.health import Heartbeat
 from bridge.lease_keeper import LeaseKeeper
 from bridge.leases import Lease, LeaseTableError
 from bridge.metrics import BridgeMetrics
 from bridge.reader import IteratorRequest, Page
-from bridge.settings import BridgeSettings
+from bridge.runtime.health import Heartbeat
+from bridge.runtime.settings import BridgeSettings
 from bridge.worker import Worker
+from tests.polling import wait_for
 from tests.unit.bridge.test_coordinator import ARN, MemoryStore, Streams, open_shard
 from tests.unit.bridge.test_worker import FakeCoordinator, FakeKeeper, FakePublisher, lease
 
@@ -34,11 +35,8 @@ SETTINGS = BridgeSettings(
 )
 
 
-def wait_for(condition: Callable[[], bool], what: str) -> None:
-    deadline = time.monotonic() + DEADLINE_S
-    while not condition():
-        assert time.monotonic() < deadline, f"timed out waiting for {what}"
-        time.sleep(0.001)  # polling interval, not synchronisation
+def wait_until(condition: Callable[[], bool], what: str) -> None:
+    wait_for(condition, DEADLINE_S, what, every_s=0.001)
 
 
 class Clock:
@@ -147,12 +145,12 @@ def test_leases_stay_renewed_while_get_records_blocks_past_the_lease_duration() 
         sleep=lambda seconds: None,
     )
     thread, errors = run_in_thread(worker.run)
-    wait_for(streams.blocked.is_set, "the worker to block in GetRecords")
+    wait_until(streams.blocked.is_set, "the worker to block in GetRecords")
     counters = {key: row.counter for key, row in store.rows.items()}
 
     for _ in range(3 * int(SETTINGS.lease_duration_s)):  # the read blocks 30 s by our clock
         clock.now += 1.0
-        wait_for(lambda: mine.due_at() > clock.now, "the keeper to catch up with the clock")
+        wait_until(lambda: mine.due_at() > clock.now, "the keeper to catch up with the clock")
         other.tick()  # another worker watching the table must never see the leases expire
 
     assert {row.owner for row in store.rows.values()} == {"w1"}
@@ -303,7 +301,7 @@ def test_after_release_the_keeper_renews_and_takes_nothing() -> None:
     keeper = LeaseKeeper(counting, clock=clock, max_wait_s=0.0)
     clock.now += 60  # renew, take and sync all due: a late keeper tick must do none of them
     keeper.start()
-    wait_for(lambda: counting.ticks >= 3, "keeper ticks")
+    wait_until(lambda: counting.ticks >= 3, "keeper ticks")
     keeper.stop()
     keeper.raise_if_failed()
     assert store.rows == before

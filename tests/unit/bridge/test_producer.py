@@ -9,7 +9,7 @@ import pytest
 from bridge.acks import DeliveryError
 from bridge.contract import ChangeEvent, Encoder, EventName, decode, headers, kafka_key
 from bridge.producer import GUARANTEES, KafkaPublisher
-from bridge.settings import KafkaSettings
+from bridge.runtime.settings import KafkaSettings
 
 EVENT = ChangeEvent(
     table="orders",

@@ -20,10 +20,9 @@ from bridge.reader import (
     TimedOutError,
     TrimmedDataError,
     iterator_request,
-    throttle_delay_s,
 )
 from bridge.records import ShardSource
-from bridge.settings import BridgeSettings, TrimmedPolicy
+from bridge.runtime.settings import BridgeSettings, TrimmedPolicy
 
 SOURCE = ShardSource("orders", "arn:stream", "shardId-1")
 T0 = dt.datetime(2024, 5, 1, 12, 0, 0, tzinfo=dt.UTC)
@@ -186,11 +185,6 @@ def test_throttling_backs_off_exponentially_with_full_jitter_up_to_the_cap() -> 
     streams.pages = [ThrottledError("again")]
     reader.read(streams, 5.0)
     assert reader.next_poll_at() == pytest.approx(5.2), "a success resets the backoff"
-
-
-def test_full_jitter_spreads_over_the_whole_window() -> None:
-    assert throttle_delay_s(3, 10.0, lambda: 0.0) == 0.0
-    assert throttle_delay_s(3, 10.0, lambda: 0.5) == pytest.approx(0.4)
 
 
 def test_trimmed_data_under_fail_is_a_fatal_gap_naming_the_shard_and_position() -> None:

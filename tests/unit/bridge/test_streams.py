@@ -7,9 +7,10 @@ from typing import Any
 import pytest
 from botocore.exceptions import ReadTimeoutError  # noqa: TID251 - the error the adapter translates
 
+from bridge.aws import STREAMS_ATTEMPTS, STREAMS_READ_TIMEOUT_S, aws_clients
 from bridge.reader import TimedOutError
-from bridge.settings import AwsSettings
-from bridge.streams import STREAMS_ATTEMPTS, STREAMS_READ_TIMEOUT_S, DynamoStreams, aws_clients
+from bridge.runtime.settings import AwsSettings
+from bridge.streams import DynamoStreams
 
 
 class TimingOutClient:

@@ -12,11 +12,11 @@ import pytest
 
 from bridge.acks import DeliveryError
 from bridge.contract.event import ChangeEvent
-from bridge.health import Heartbeat
 from bridge.leases import SHARD_END, TRIM_HORIZON, Lease
 from bridge.metrics import BridgeMetrics
 from bridge.reader import IteratorRequest, IteratorType, Page, TrimmedDataError
-from bridge.settings import BridgeSettings, TrimmedPolicy
+from bridge.runtime.health import Heartbeat
+from bridge.runtime.settings import BridgeSettings, TrimmedPolicy
 from bridge.worker import Worker
 
 T0 = dt.datetime(2024, 5, 1, 12, 0, 0, tzinfo=dt.UTC)

@@ -8,8 +8,8 @@ from concurrent.futures import Future
 
 from bridge.contract import ChangeEvent, Encoder, EventName, kafka_key
 from consumers.indexer.actions import Action, ActionKind, ItemResult
+from consumers.indexer.backend import SearchUnavailable
 from consumers.indexer.records import DeadLetter, DeadLetterError, Partition, Record
-from consumers.indexer.search import SearchUnavailable
 from consumers.indexer.worker import BulkAnswer, RebalanceListener
 
 TOPIC = "ddb.orders"
@@ -136,11 +136,19 @@ Script = Callable[[Sequence[Action]], list[ItemResult]]
 
 
 class FakeSearch:
-    """Applies actions to a dict with external_gte versioning unless a script answers first."""
+    """An engine in a dict: external_gte versions, and a deleted document's version remembered
+    for ``gc_deletes_s`` (as the engines' tombstones are), unless a script answers first.
 
-    def __init__(self, clock: FakeClock) -> None:
+    It passes the same contract suite as Elasticsearch and OpenSearch
+    (``tests/backend_contract.py``).
+    """
+
+    def __init__(self, clock: FakeClock, gc_deletes_s: float = 3600.0) -> None:
         self.clock = clock
+        self.gc_deletes_s = gc_deletes_s
         self.docs: dict[tuple[str, str], tuple[int, dict[str, object] | None]] = {}
+        self.tombstones: dict[tuple[str, str], tuple[int, float]] = {}
+        """(index, id) -> (version of the delete, our clock when it was applied)."""
         self.bulks: list[list[Action]] = []
         self.script: list[Script] = []
         self.down_until = 0.0
@@ -158,18 +166,29 @@ class FakeSearch:
         self.bulks.append(list(actions))
         if self.script:
             return self.script.pop(0)(actions)
+        for index in {action.index for action in actions}:
+            self.indices.add(index)
         return [self.apply(a) for a in actions]
 
     def apply(self, action: Action) -> ItemResult:
         key = (action.index, action.doc_id)
         current = self.docs.get(key)
-        if current is not None and current[0] > action.version:
+        known = current[0] if current is not None else self._remembered_delete(key)
+        if known is not None and known > action.version:
             return ItemResult(409, "version_conflict_engine_exception", "stale")
         if action.kind is ActionKind.DELETE:
             self.docs.pop(key, None)
+            self.tombstones[key] = (action.version, self.clock.now)
             return ItemResult(200 if current else 404, None, None)
+        self.tombstones.pop(key, None)
         self.docs[key] = (action.version, action.document)
-        return OK
+        return OK if current is None else ItemResult(200, None, None)
+
+    def _remembered_delete(self, key: tuple[str, str]) -> int | None:
+        tombstone = self.tombstones.get(key)
+        if tombstone is None or self.clock.now - tombstone[1] >= self.gc_deletes_s:
+            return None
+        return tombstone[0]
 
     def ping(self) -> bool:
         self.pings += 1

@@ -11,12 +11,12 @@ from functools import partial
 import pytest
 
 from bridge.contract import ChangeEvent, EventName, decode
-from bridge.health import Heartbeat
+from bridge.runtime.backoff import Backoff
+from bridge.runtime.health import Heartbeat
 from consumers.indexer.actions import Action, ItemResult
 from consumers.indexer.batching import Limits
 from consumers.indexer.metrics import IndexerMetrics
 from consumers.indexer.records import Partition
-from consumers.indexer.retry import Backoff
 from consumers.indexer.worker import IndexerFatal, LoopConfig, Worker
 from tests.unit.indexer.fakes import (
     OK,

@@ -1,0 +1,68 @@
+"""Process 1's composition: build the real clients (DynamoDB, Streams, Kafka) and run the loop.
+
+``dynabridge bridge run`` (``dynabridge.processes``) loads the settings and calls
+:func:`run_bridge`; tests call it with their own stop event. Exit codes: ``bridge.runtime.exits``.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+
+from bridge.runtime.process import run_process
+from bridge.runtime.settings import Settings, require_tables
+
+log = logging.getLogger("bridge")
+
+
+def check(settings: Settings) -> None:
+    """Refuse, before anything starts, a configuration the bridge cannot run with."""
+    require_tables(settings.bridge.tables, "bridge.tables")
+
+
+def run_bridge(settings: Settings, stop: threading.Event | None = None) -> int:
+    """Build the clients, run the worker until ``stop``, return the process exit code."""
+    # Imported here so that `dynabridge --help` does not load boto3 and librdkafka.
+    from bridge.aws import aws_clients
+    from bridge.contract import Encoder, SchemaRegistry
+    from bridge.coordinator import LeaseCoordinator
+    from bridge.discovery import StreamDiscovery
+    from bridge.lease_keeper import LeaseKeeper
+    from bridge.lease_store import DynamoLeaseStore
+    from bridge.metrics import BridgeMetrics
+    from bridge.producer import KafkaPublisher, ensure_topics
+    from bridge.runtime.health import Heartbeat
+    from bridge.streams import DynamoStreams
+    from bridge.worker import Worker
+
+    metrics = BridgeMetrics()
+    heartbeat = Heartbeat(settings.bridge.stall_timeout_s)
+
+    def work(stop: threading.Event) -> None:
+        dynamodb, streams = aws_clients(settings.aws)
+        coordinator = LeaseCoordinator(
+            DynamoLeaseStore(dynamodb, settings.bridge.lease_table),
+            StreamDiscovery(dynamodb, streams),
+            worker_id=settings.bridge.worker_id,
+            tables=settings.bridge.tables,
+            settings=settings.bridge,
+        )
+        infos = coordinator.start()  # validates every table and its stream before anything else
+        url = settings.kafka.schema_registry_url
+        encoder = Encoder(SchemaRegistry(url) if url else None)
+        ensure_topics(settings.kafka, settings.topics, [info.table for info in infos])
+        log.info("worker %s reading %d table(s)", settings.bridge.worker_id, len(infos))
+        publisher = KafkaPublisher(settings.kafka, encoder)
+        worker = Worker(
+            coordinator,
+            DynamoStreams(streams),
+            publisher,
+            metrics,
+            heartbeat,
+            settings.bridge,
+            stop,
+            keeper=LeaseKeeper(coordinator),
+        )
+        worker.run()
+
+    return run_process("bridge", settings, metrics.registry, heartbeat, work, stop)

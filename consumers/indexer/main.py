@@ -1,0 +1,102 @@
+"""Process 2's composition: build the real clients (Kafka consumer and producer, search engine)
+and run the loop.
+
+``dynabridge index run`` (``dynabridge.processes``) loads the settings and calls
+:func:`run_indexer`; tests call it with their own stop event. Exit codes: ``bridge.runtime.exits``.
+"""
+
+from __future__ import annotations
+
+import gc
+import logging
+import threading
+
+from bridge.runtime.health import Heartbeat
+from bridge.runtime.process import run_process
+from bridge.runtime.settings import ConfigError, Settings, require_tables
+from consumers.indexer.metrics import IndexerMetrics
+
+log = logging.getLogger("indexer")
+
+
+def check(settings: Settings) -> None:
+    """Refuse, before anything starts, a configuration the indexer cannot run with."""
+    require_tables(settings.indexer_tables(), "indexer.tables")
+    _check_indices(settings)
+
+
+def _check_indices(settings: Settings) -> None:
+    from consumers.indexer.documents import index_collisions
+
+    clashes = index_collisions(settings.search.index_prefix, settings.indexer_tables())
+    if clashes:
+        described = "; ".join(f"{index} <- {', '.join(t)}" for index, t in clashes.items())
+        raise ConfigError(f"indexer.tables: several tables map to one index ({described})")
+
+
+def run_indexer(settings: Settings, stop: threading.Event | None = None) -> int:
+    """Build the clients, run the worker until ``stop``, return the process exit code."""
+    metrics = IndexerMetrics()
+    heartbeat = Heartbeat(settings.indexer.stall_timeout_s)
+    return run_process(
+        "indexer",
+        settings,
+        metrics.registry,
+        heartbeat,
+        lambda stop: _run(settings, stop, metrics, heartbeat),
+        stop,
+    )
+
+
+def _run(
+    settings: Settings, stop: threading.Event, metrics: IndexerMetrics, heartbeat: Heartbeat
+) -> None:
+    from functools import partial
+
+    from bridge.contract import SchemaRegistry, decode, topic_name
+    from bridge.runtime.backoff import Backoff
+    from consumers.indexer.backend import build_backend
+    from consumers.indexer.batching import Limits
+    from consumers.indexer.dlq import DeadLetterProducer, ensure_dlq_topics
+    from consumers.indexer.kafka import KafkaConsumer, consumer_config
+    from consumers.indexer.worker import LoopConfig, Worker
+
+    indexer = settings.indexer
+    tables_by_topic = {
+        topic_name(settings.kafka.topic_prefix, t): t for t in settings.indexer_tables()
+    }
+    config = LoopConfig(
+        limits=Limits(indexer.batch_max_docs, indexer.batch_max_bytes, indexer.linger_ms / 1000),
+        backoff=Backoff(indexer.retry_initial_backoff_s, indexer.retry_max_backoff_s),
+        index_prefix=settings.search.index_prefix,
+        tables_by_topic=tables_by_topic,
+        outcome_overrides=dict(indexer.outcome_overrides),
+        shutdown_timeout_s=indexer.shutdown_timeout_s,
+    )
+    url = settings.kafka.schema_registry_url
+    registry = SchemaRegistry(url) if url else None
+    backend = build_backend(settings.search, aws_region=settings.aws.region)
+    ensure_dlq_topics(settings.kafka, settings.topics, list(tables_by_topic))
+    dead_letters = DeadLetterProducer(settings.kafka)
+    consumer = KafkaConsumer(consumer_config(settings), list(tables_by_topic))
+    try:
+        worker = Worker(
+            config,
+            consumer,
+            backend,
+            dead_letters,
+            metrics,
+            heartbeat,
+            stop,
+            # The envelope and keys are always checked; the new image is checked while
+            # to_plain_json converts it, so a malformed one is dead-lettered, never lost.
+            decode=partial(decode, registry=registry, validate=False),
+        )
+        log.info("indexing %s into %s", ", ".join(tables_by_topic), settings.search.backend.value)
+        # What exists now (modules, clients, settings) lives as long as the process: frozen, it
+        # is left out of the full collections that every batch's documents trigger.
+        gc.freeze()
+        worker.run()
+    finally:
+        dead_letters.close()
+        backend.close()

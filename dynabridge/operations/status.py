@@ -1,0 +1,279 @@
+"""``dynabridge status``: where each table's changes are, from shard to index, and who is alive.
+
+Liveness of bridge workers: lease counters are bumped by every renew (every
+``lease_renew_interval_s``), so an owner whose counters moved between two reads of the lease
+table a little more than that apart is alive; one whose counters stood still is not renewing.
+Time to trim: a stream record is readable for 24 h, so the oldest unread record (the first after
+the checkpoint) is trimmed ``24 h - its age`` from now (age from ApproximateCreationDateTime).
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import asdict, dataclass, field
+from typing import Any, Protocol
+
+from bridge.contract import ContractError, topic_name
+from bridge.leases import SENTINELS, SHARD_END, TRIM_HORIZON, Lease
+from bridge.records import ShardSource
+from bridge.shards import Shard
+from dynabridge.operations.dynamo import ShardScan, TableInfo
+from dynabridge.operations.errors import OperationError
+from dynabridge.operations.offset_targets import GroupInfo, Watermarks
+
+RETENTION_S = 24 * 3600
+
+
+class LeaseSource(Protocol):
+    def leases(self) -> list[Lease]: ...
+
+
+class ShardList(Protocol):
+    def shards(self, stream_arn: str) -> list[Shard]: ...
+
+
+class StatusTables(Protocol):
+    def describe(self, table: str) -> TableInfo: ...
+    def shard_events(self, source: ShardSource, after: str | None, limit: int) -> ShardScan: ...
+
+
+class StatusKafka(Protocol):
+    def partitions(self, topic: str) -> list[int]: ...
+    def watermarks(self, topic: str, partitions: Iterable[int]) -> dict[int, Watermarks]: ...
+    def committed(
+        self, group: str, topic: str, partitions: Iterable[int]
+    ) -> dict[int, int | None]: ...
+    def group(self, group: str) -> GroupInfo: ...
+
+
+@dataclass(frozen=True, slots=True)
+class ShardStatus:
+    shard_id: str
+    parent_shard_id: str | None
+    owner: str | None
+    checkpoint: str
+    last_version: int
+    renewing: bool | None
+    """The lease counter moved between the two reads (None: one read only, or no lease)."""
+    unread_age_s: float | None
+    """Age of the oldest unread record (the iterator age); None when nothing is unread."""
+    trim_in_s: float | None
+    """Time until that record is trimmed by the 24 h retention; negative: already lost."""
+
+
+@dataclass(frozen=True, slots=True)
+class BackfillSummary:
+    """One table's backfill as status shows it (from the progress rows in the lease table)."""
+
+    table: str
+    state: str
+    run_id: str
+    segments_done: int
+    segments: int
+    items: int
+    item_estimate: int
+    started_at: float
+    finished_at: float | None
+    error: str | None
+
+
+class BackfillSource(Protocol):
+    def backfills(self) -> list[BackfillSummary]: ...
+
+
+@dataclass(frozen=True, slots=True)
+class PartitionStatus:
+    partition: int
+    committed: int | None
+    end: int
+    lag: int
+
+
+@dataclass(slots=True)
+class TableStatus:
+    table: str
+    stream_arn: str | None = None
+    topic: str = ""
+    shards: list[ShardStatus] = field(default_factory=list)
+    partitions: list[PartitionStatus] = field(default_factory=list)
+    problems: list[str] = field(default_factory=list)
+
+    @property
+    def lag(self) -> int:
+        return sum(p.lag for p in self.partitions)
+
+
+@dataclass(slots=True)
+class StatusReport:
+    lease_table: str
+    group: GroupInfo | None
+    bridge_workers: dict[str, bool]
+    """Lease owners and whether their counters moved (alive)."""
+    tables: list[TableStatus]
+    problems: list[str] = field(default_factory=list)
+    backfills: list[BackfillSummary] = field(default_factory=list)
+
+    def as_json(self) -> dict[str, Any]:
+        tables = [{**asdict(t), "lag": t.lag} for t in self.tables]
+        group = None if self.group is None else asdict(self.group)
+        return {
+            "lease_table": self.lease_table,
+            "bridge_workers": self.bridge_workers,
+            "indexer_group": group,
+            "tables": tables,
+            "backfills": [asdict(b) for b in self.backfills],
+            "problems": self.problems,
+        }
+
+
+def partition_lag(partition: int, marks: Watermarks, committed: int | None) -> PartitionStatus:
+    """Lag is what the group has still to read; with no commit it starts at the low watermark."""
+    position = marks.low if committed is None else max(committed, marks.low)
+    return PartitionStatus(partition, committed, marks.high, max(marks.high - position, 0))
+
+
+def trim_in_s(created_ms: int, now_s: float) -> tuple[float, float]:
+    """(age, time until trimmed) of a record created at ``created_ms``."""
+    age_s = max(now_s - created_ms / 1000, 0.0)
+    return age_s, RETENTION_S - age_s
+
+
+def renewing(first: Sequence[Lease], second: Sequence[Lease]) -> dict[str, bool]:
+    """Per lease key: did its counter move between the two reads?"""
+    before = {lease.lease_key: lease.counter for lease in first}
+    return {lease.lease_key: before.get(lease.lease_key) != lease.counter for lease in second}
+
+
+def owners_alive(leases: Sequence[Lease], moved: dict[str, bool] | None) -> dict[str, bool]:
+    alive: dict[str, bool] = {}
+    for lease in leases:
+        if lease.owner is None or lease.finished:
+            continue
+        moving = bool(moved and moved.get(lease.lease_key))
+        alive[lease.owner] = alive.get(lease.owner, False) or moving
+    return alive
+
+
+@dataclass(frozen=True, slots=True)
+class StatusInputs:
+    tables: list[str]
+    lease_table: str
+    group_id: str
+    topic_prefix: str
+    interval_s: float
+    """Between the two lease reads; 0 reads once and reports no liveness."""
+
+
+def collect(
+    inputs: StatusInputs,
+    tables: StatusTables,
+    shards: ShardList,
+    leases: LeaseSource,
+    kafka: StatusKafka,
+    backfills: BackfillSource | None = None,
+    *,
+    clock: Callable[[], float] = time.time,
+    sleep: Callable[[float], None] = time.sleep,
+) -> StatusReport:
+    report = StatusReport(inputs.lease_table, None, {}, [])
+    first = _leases(leases, report)
+    second = first
+    if inputs.interval_s > 0 and first:
+        sleep(inputs.interval_s)
+        second = _leases(leases, report)
+    moved = renewing(first, second) if inputs.interval_s > 0 and first else None
+    report.bridge_workers = owners_alive(second, moved)
+    try:
+        report.group = kafka.group(inputs.group_id)
+    except OperationError as error:
+        report.problems.append(str(error))
+    if backfills is not None:
+        try:
+            wanted = set(inputs.tables)
+            report.backfills = [b for b in backfills.backfills() if b.table in wanted]
+        except OperationError as error:
+            report.problems.append(str(error))
+    for table in inputs.tables:
+        status = TableStatus(table)
+        report.tables.append(status)
+        try:
+            _table(status, inputs, tables, shards, second, moved, clock())
+        except OperationError as error:
+            status.problems.append(str(error))
+        try:
+            _partitions(status, inputs, kafka)
+        except (OperationError, ContractError) as error:
+            status.problems.append(str(error))
+    return report
+
+
+def _leases(leases: LeaseSource, report: StatusReport) -> list[Lease]:
+    try:
+        return leases.leases()
+    except Exception as error:  # noqa: BLE001 - any lease-table failure is reported, not fatal
+        report.problems.append(f"lease table {report.lease_table}: {error}")
+        return []
+
+
+def _table(
+    status: TableStatus,
+    inputs: StatusInputs,
+    tables: StatusTables,
+    shards: ShardList,
+    leases: Sequence[Lease],
+    moved: dict[str, bool] | None,
+    now_s: float,
+) -> None:
+    info = tables.describe(status.table)
+    status.stream_arn = info.stream_arn
+    if info.stream_arn is None:
+        status.problems.append("the table has no enabled stream")
+        return
+    by_shard = {lease.shard_id: lease for lease in leases if lease.stream_arn == info.stream_arn}
+    if not by_shard:
+        status.problems.append("no lease for this stream: the bridge has not started on it")
+    try:
+        listed = shards.shards(info.stream_arn)
+    except Exception as error:  # noqa: BLE001 - StreamError tree: reported, leases still shown
+        status.problems.append(f"DescribeStream: {error}")
+        listed = [Shard(sid, None, "0", None) for sid in by_shard]
+    for shard in listed:
+        lease = by_shard.get(shard.shard_id)
+        source = ShardSource(status.table, info.stream_arn, shard.shard_id)
+        status.shards.append(_shard(shard, lease, moved, tables, source, now_s))
+
+
+def _shard(
+    shard: Shard,
+    lease: Lease | None,
+    moved: dict[str, bool] | None,
+    tables: StatusTables,
+    source: ShardSource,
+    now_s: float,
+) -> ShardStatus:
+    checkpoint = TRIM_HORIZON if lease is None else lease.checkpoint
+    age = trim = None
+    if checkpoint != SHARD_END and not (lease is not None and checkpoint == "LATEST"):
+        after = None if checkpoint in SENTINELS else checkpoint
+        scan = tables.shard_events(source, after, limit=1)
+        if scan.events:
+            age, trim = trim_in_s(scan.events[0].approximate_creation_time_ms, now_s)
+    return ShardStatus(
+        shard_id=shard.shard_id,
+        parent_shard_id=shard.parent_shard_id,
+        owner=None if lease is None else lease.owner,
+        checkpoint="(no lease)" if lease is None else lease.checkpoint,
+        last_version=0 if lease is None else lease.last_version,
+        renewing=None if moved is None or lease is None else moved.get(lease.lease_key),
+        unread_age_s=age,
+        trim_in_s=trim,
+    )
+
+
+def _partitions(status: TableStatus, inputs: StatusInputs, kafka: StatusKafka) -> None:
+    status.topic = topic_name(inputs.topic_prefix, status.table)
+    partitions = kafka.partitions(status.topic)
+    marks = kafka.watermarks(status.topic, partitions)
+    committed = kafka.committed(inputs.group_id, status.topic, partitions)
+    status.partitions = [partition_lag(p, marks[p], committed.get(p)) for p in partitions]

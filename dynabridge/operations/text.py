@@ -1,0 +1,133 @@
+"""Human-readable output of ``status`` and ``trace`` (``--json`` gives the same data as JSON)."""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Sequence
+
+from dynabridge.operations.status import StatusReport, TableStatus
+from dynabridge.operations.trace import TraceReport
+
+
+def columns(rows: Sequence[Sequence[str]], indent: str = "  ") -> list[str]:
+    """Left-aligned columns, two spaces apart."""
+    widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
+    return [
+        indent
+        + "  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True)).rstrip()
+        for row in rows
+    ]
+
+
+def duration(seconds: float | None) -> str:
+    if seconds is None:
+        return "-"
+    sign, seconds = ("-" if seconds < 0 else ""), abs(seconds)
+    hours, rest = divmod(int(seconds), 3600)
+    minutes, secs = divmod(rest, 60)
+    if hours:
+        return f"{sign}{hours}h{minutes:02d}m"
+    return f"{sign}{minutes}m{secs:02d}s" if minutes else f"{sign}{seconds:.1f}s"
+
+
+def status_text(report: StatusReport) -> str:
+    lines = [f"bridge workers (lease table {report.lease_table}):"]
+    if not report.bridge_workers:
+        lines.append("  none holds a lease")
+    for owner, alive in sorted(report.bridge_workers.items()):
+        lines.append(f"  {owner}: {'alive (renewing)' if alive else 'NOT RENEWING'}")
+    group = report.group
+    if group is not None:
+        lines.append(
+            f"indexer group {group.group_id}: {group.state}, {len(group.members)} member(s)"
+        )
+        lines += [
+            f"  {m.client_id} on {m.host}: {', '.join(m.partitions) or 'no partitions'}"
+            for m in group.members
+        ]
+    for table in report.tables:
+        lines += _table_text(table)
+    for b in report.backfills:
+        progress = f"{b.segments_done}/{b.segments} segments, {b.items} of ~{b.item_estimate} items"
+        error = f" ({b.error})" if b.error else ""
+        lines.append(f"backfill {b.table}: {b.state}, {progress}, run {b.run_id}{error}")
+    lines += [f"problem: {problem}" for problem in report.problems]
+    return "\n".join(lines)
+
+
+def _table_text(table: TableStatus) -> list[str]:
+    lines = [f"table {table.table}", f"  stream {table.stream_arn or '-'}"]
+    if table.shards:
+        rows = [
+            ["shard", "owner", "checkpoint", "last version", "renewing", "unread age", "trim in"]
+        ]
+        for s in table.shards:
+            renewing = "-" if s.renewing is None else ("yes" if s.renewing else "NO")
+            rows.append(
+                [
+                    s.shard_id,
+                    s.owner or "-",
+                    s.checkpoint,
+                    str(s.last_version),
+                    renewing,
+                    duration(s.unread_age_s),
+                    duration(s.trim_in_s),
+                ]
+            )
+        lines += columns(rows, "    ")
+    if table.partitions:
+        lines.append(f"  topic {table.topic}: total lag {table.lag}")
+        rows = [["partition", "committed", "end", "lag"]]
+        rows += [
+            [
+                str(p.partition),
+                "-" if p.committed is None else str(p.committed),
+                str(p.end),
+                str(p.lag),
+            ]
+            for p in table.partitions
+        ]
+        lines += columns(rows, "    ")
+    lines += [f"  problem: {problem}" for problem in table.problems]
+    return lines
+
+
+def trace_text(report: TraceReport) -> str:
+    facts = report.facts
+    lines = [
+        f"item {report.keys} of table {report.table}",
+        f"  Kafka key {report.kafka_key} -> {facts.topic}[{facts.partition}]; "
+        f"document {report.index}/{report.doc_id}",
+        f"  table:  {'present' if facts.table_document is not None else 'absent (deleted)'}",
+    ]
+    stream = facts.stream
+    scanned = f"{report.stream_records_scanned} record(s) scanned" + (
+        "" if report.stream_scan_complete else ", limit reached"
+    )
+    if stream is None:
+        lines.append(f"  stream: no change of this item found ({scanned})")
+    else:
+        created = dt.datetime.fromtimestamp(stream.created_ms / 1000, dt.UTC).isoformat()
+        state = "published (at or before the checkpoint)" if stream.published else "NOT published"
+        lines.append(
+            f"  stream: {stream.event_name} at sequence {stream.sequence_number} "
+            f"(shard {stream.shard_id}, {created}, version ~{stream.version}); "
+            f"lease checkpoint {stream.checkpoint}, owner {stream.owner or '-'}: {state}"
+        )
+    record = facts.kafka
+    committed = "-" if facts.committed is None else str(facts.committed)
+    if record is None:
+        lines.append(f"  kafka:  no record with this key in the last {facts.kafka_scanned}")
+    else:
+        lines.append(
+            f"  kafka:  {record.event_name} at offset {record.offset}, version {record.version}, "
+            f"sequence {record.sequence_number}"
+        )
+    lines.append(f"          end {facts.end}, indexer group committed {committed}")
+    if facts.index_document is None:
+        lines.append("  index:  no document")
+    else:
+        same = "equal to the table" if not facts.differing_fields else "DIFFERENT from the table"
+        lines.append(f"  index:  version {facts.index_version}, {same}")
+    lines.append(f"verdict: {report.verdict.stage.value}: {report.verdict.text}")
+    return "\n".join(lines)

@@ -1,0 +1,76 @@
+"""Elasticsearch 9 and OpenSearch 2 of the local stack keep the search backend contract."""
+
+from __future__ import annotations
+
+import time
+import urllib.parse
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import pytest
+
+from bridge.runtime.settings import SearchBackend as SearchBackendName
+from bridge.runtime.settings import SearchSettings
+from consumers.indexer.actions import ItemResult
+from consumers.indexer.backend import SearchBackend, build_backend
+from tests.contracts.search_backend import CHECKS, Engine
+from tests.integration.indexer.indexer_harness import http
+
+
+class RealEngine:
+    def __init__(self, backend: str, url: str, unique_name: Callable[[str], str]) -> None:
+        self._backend, self._url, self._unique = backend, url, unique_name
+        self.backends: list[SearchBackend] = []
+        self.indices: list[str] = []
+
+    def backend(self, **search_settings: Any) -> SearchBackend:
+        settings = SearchSettings(
+            backend=SearchBackendName(self._backend), hosts=[self._url], **search_settings
+        )
+        made = build_backend(settings)
+        self.backends.append(made)
+        return made
+
+    def index(self) -> str:
+        self.indices.append(self._unique("it-contract"))
+        return self.indices[-1]
+
+    def document(self, index: str, doc_id: str) -> tuple[int, dict[str, Any]] | None:
+        status, body = http(
+            "GET", f"{self._url}/{index}/_doc/{urllib.parse.quote(doc_id, safe='')}"
+        )
+        if status == 404:
+            return None
+        assert status == 200, body
+        return int(body["_version"]), body["_source"]
+
+    def after_gc_deletes(self, index: str, attempt: Callable[[], ItemResult]) -> ItemResult:
+        # Tombstones are pruned on refresh once gc_deletes has passed.
+        deadline = time.monotonic() + 30
+        while True:
+            http("POST", f"{self._url}/{index}/_refresh")
+            result = attempt()
+            if result.status != 409 or time.monotonic() > deadline:
+                return result
+            time.sleep(0.2)
+
+    def close(self) -> None:
+        for backend in self.backends:
+            backend.close()
+        for index in self.indices:
+            http("DELETE", f"{self._url}/{index}")
+
+
+@pytest.fixture(params=["elasticsearch", "opensearch"])
+def engine(request: pytest.FixtureRequest, unique_name: Callable[[str], str]) -> Iterator[Engine]:
+    url = request.getfixturevalue(
+        "es_url" if request.param == "elasticsearch" else "opensearch_url"
+    )
+    real = RealEngine(request.param, url, unique_name)
+    yield real
+    real.close()
+
+
+@pytest.mark.parametrize("check", CHECKS, ids=lambda check: check.__name__)
+def test_the_engine_keeps_the_contract(check: Callable[[Engine], None], engine: Engine) -> None:
+    check(engine)

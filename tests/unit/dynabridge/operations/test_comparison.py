@@ -1,0 +1,45 @@
+"""Document diffing for verify: JSON equality, per-field differences, sampled report."""
+
+from __future__ import annotations
+
+from dynabridge.operations.comparison import (
+    Difference,
+    DiffKind,
+    VerifyReport,
+    compare_page,
+    differing_fields,
+    same,
+)
+
+
+def test_same_is_json_equality() -> None:
+    assert same({"a": [1, {"b": 2.0}]}, {"a": [1, {"b": 2}]})
+    assert not same(True, 1)
+    assert not same([1, 2], [2, 1])
+    assert not same({"a": 1}, {"a": 1, "b": None})
+
+
+def test_differing_fields_names_changed_added_and_removed_attributes() -> None:
+    expected = {"a": 1, "b": "x", "c": [1]}
+    assert differing_fields(expected, {"a": 1, "b": "y", "d": 0}) == ("b", "c", "d")
+    assert differing_fields(expected, dict(expected)) == ()
+
+
+def test_compare_page() -> None:
+    expected = {"1": {"a": 1}, "2": {"a": 2}, "3": {"a": 3}}
+    found = {"1": {"a": 1}, "2": {"a": 20}}
+    assert compare_page(expected, found) == [
+        Difference("2", DiffKind.DIFFERENT, ("a",)),
+        Difference("3", DiffKind.MISSING),
+    ]
+
+
+def test_report_counts_everything_and_lists_a_sample() -> None:
+    report = VerifyReport("t", "i", sample=2)
+    report.add(Difference(str(n), DiffKind.MISSING) for n in range(5))
+    report.add([Difference("x", DiffKind.EXTRA)])
+    assert not report.equal
+    assert report.counts == {"missing": 5, "extra": 1, "different": 0}
+    assert [d.doc_id for d in report.examples] == ["0", "1", "x"]
+    assert "missing (first 2, 3 more)" in report.text()
+    assert VerifyReport("t", "i", sample=2).equal

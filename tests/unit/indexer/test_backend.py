@@ -1,0 +1,221 @@
+"""The engine-independent part of the backends: wire format, index body, 413 splitting."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from typing import Any
+
+import pytest
+
+from bridge.runtime.settings import SearchBackend as BackendName
+from bridge.runtime.settings import SearchSettings
+from consumers.indexer.actions import Action, ActionKind, ItemResult
+from consumers.indexer.backend import IndexingBackend, build_backend, index_body
+from consumers.indexer.bulk import BodyEncoder, MalformedResponse, results
+from consumers.search.errors import RequestTooLarge, SearchError, SearchUnavailable
+
+
+def _lines(body: bytes) -> list[Any]:
+    assert body.endswith(b"\n")
+    return [json.loads(line) for line in body.decode("utf-8").splitlines()]
+
+
+def test_body_carries_versions_ids_and_documents() -> None:
+    actions = [
+        Action(ActionKind.INDEX, "orders", 'a"b|c\u00e9', 7, {"x": 1.5, "s": "é\n"}),
+        Action(ActionKind.DELETE, "ord\\ers", "k", 2**62, None),
+    ]
+    assert _lines(BodyEncoder().encode(actions)) == [
+        {
+            "index": {
+                "_index": "orders",
+                "version_type": "external_gte",
+                "_id": 'a"b|cé',
+                "version": 7,
+            }
+        },
+        {"x": 1.5, "s": "é\n"},
+        {
+            "delete": {
+                "_index": "ord\\ers",
+                "version_type": "external_gte",
+                "_id": "k",
+                "version": 2**62,
+            }
+        },
+    ]
+
+
+def test_results_keep_order_and_errors() -> None:
+    response = {
+        "errors": True,
+        "items": [
+            {"index": {"status": 201}},
+            {
+                "index": {
+                    "status": 400,
+                    "error": {
+                        "type": "document_parsing_exception",
+                        "reason": "bad",
+                        "caused_by": {
+                            "type": "illegal_argument_exception",
+                            "reason": "For input string",
+                        },
+                    },
+                }
+            },
+            {"delete": {"status": 404, "result": "not_found"}},
+        ],
+    }
+    assert results(response, 3) == [
+        ItemResult(201, None, None),
+        ItemResult(
+            400, "document_parsing_exception", "bad: illegal_argument_exception: For input string"
+        ),
+        ItemResult(404, None, None),
+    ]
+
+
+def test_a_response_that_does_not_match_the_request_is_refused() -> None:
+    with pytest.raises(MalformedResponse, match="2 items for 3"):
+        results({"errors": False, "items": [{"index": {"status": 201}}] * 2}, 3)
+
+
+class FakeClient:
+    engine = BackendName.ELASTICSEARCH
+
+    """Answers bulks item by item; refuses bodies over ``max_bytes`` with 413."""
+
+    def __init__(self, max_bytes: int = 10**9) -> None:
+        self.max_bytes = max_bytes
+        self.created: list[str] = []
+        self.bulks: list[int] = []
+        self.exists: set[str] = set()
+        self.reply: Mapping[str, Any] | None = None
+
+    def request(
+        self,
+        method: str,
+        path: str,
+        *,
+        body: bytes | Mapping[str, Any] | None = None,
+        params: Mapping[str, str] | None = None,
+        headers: Mapping[str, str] | None = None,
+        timeout_s: float | None = None,
+    ) -> Mapping[str, Any]:
+        if method == "PUT":
+            index = path.lstrip("/")
+            self.created.append(index)
+            if index in self.exists:
+                raise SearchError(
+                    "exists", status=400, error_type="resource_already_exists_exception"
+                )
+            self.exists.add(index)
+            return {"acknowledged": True}
+        assert (method, path) == ("POST", "/_bulk")
+        assert isinstance(body, bytes)
+        if len(body) > self.max_bytes:
+            raise RequestTooLarge("HTTP 413", status=413)
+        lines = _lines(body)
+        count = sum(1 for line in lines if "index" in line or "delete" in line)
+        self.bulks.append(count)
+        return self.reply or {"errors": False, "items": [{"index": {"status": 201}}] * count}
+
+    def close(self) -> None:
+        pass
+
+
+def _index(doc_id: str, size: int = 10) -> Action:
+    return Action(ActionKind.INDEX, "orders", doc_id, 1, {"pad": "x" * size})
+
+
+def test_a_too_large_bulk_is_split_and_a_single_huge_document_is_a_413_result() -> None:
+    client = FakeClient(max_bytes=400)
+    backend = IndexingBackend(client, SearchSettings())
+    actions = [_index(str(n)) for n in range(6)] + [_index("huge", 1000), _index("last")]
+    got = backend.bulk(actions)
+    assert [r.status for r in got] == [201] * 6 + [413, 201]
+    assert got[6].error_type == "request_entity_too_large"
+    assert sum(client.bulks) == 7  # everything but the huge one was sent exactly once
+
+
+def test_indices_are_ensured_once_before_their_first_write() -> None:
+    client = FakeClient()
+    client.exists.add("users")
+    backend = IndexingBackend(client, SearchSettings())
+    backend.bulk([_index("1"), Action(ActionKind.DELETE, "users", "u", 1, None)])
+    backend.bulk([_index("2")])
+    backend.ensure_index("orders")
+    assert sorted(client.created) == ["orders", "users"]
+
+
+def test_an_empty_bulk_sends_nothing() -> None:
+    client = FakeClient()
+    assert IndexingBackend(client, SearchSettings()).bulk([]) == []
+    assert client.bulks == []
+
+
+def test_a_mismatched_response_is_unavailable_so_the_bulk_is_retried() -> None:
+    client = FakeClient()
+    client.reply = {"errors": False, "items": []}
+    with pytest.raises(SearchUnavailable, match="0 items for 1"):
+        IndexingBackend(client, SearchSettings()).bulk([_index("1")])
+
+
+def test_index_body_adds_gc_deletes_and_replicas_without_overriding_the_user() -> None:
+    body = index_body(
+        SearchSettings(
+            index_settings={"index": {"number_of_shards": 3}, "refresh_interval": "5s"},
+            index_mappings={"dynamic": "false"},
+            gc_deletes="30m",
+        )
+    )
+    assert body == {
+        "settings": {
+            "index.number_of_shards": 3,
+            "index.refresh_interval": "5s",
+            "index.gc_deletes": "30m",
+            "index.auto_expand_replicas": "0-1",
+        },
+        "mappings": {"dynamic": "false"},
+    }
+    user_replicas = index_body(SearchSettings(index_settings={"number_of_replicas": 2}))
+    assert user_replicas["settings"]["index.number_of_replicas"] == 2
+    assert "index.auto_expand_replicas" not in user_replicas["settings"]
+    assert "mappings" not in user_replicas
+
+
+def test_gc_deletes_has_one_home() -> None:
+    with pytest.raises(SearchError, match=r"search\.gc_deletes"):
+        index_body(SearchSettings(index_settings={"index.gc_deletes": "5m"}))
+
+
+def test_sigv4_signs_with_the_standard_chain_and_needs_a_region(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
+    monkeypatch.delenv("AWS_DEFAULT_REGION", raising=False)
+    monkeypatch.delenv("AWS_REGION", raising=False)
+    monkeypatch.setenv("AWS_CONFIG_FILE", "/nonexistent")
+    settings = SearchSettings(
+        backend=BackendName.OPENSEARCH, hosts=["https://search.example:443"], aws_sigv4=True
+    )
+    build_backend(settings, aws_region="eu-west-1").close()  # builds; no request is made
+    with pytest.raises(SearchError, match=r"aws\.region"):
+        build_backend(settings)
+
+
+@pytest.mark.parametrize(
+    ("options", "message"),
+    [
+        ({"backend": BackendName.ELASTICSEARCH, "aws_sigv4": True}, "search.backend"),
+        ({"backend": BackendName.OPENSEARCH, "api_key": "k"}, "api_key"),
+    ],
+)
+def test_auth_that_the_engine_cannot_do_is_refused_at_start(
+    options: dict[str, Any], message: str
+) -> None:
+    with pytest.raises(SearchError, match=message):
+        build_backend(SearchSettings(**options))

@@ -1,0 +1,51 @@
+"""The fake search engine of the loop's unit tests passes the engines' contract."""
+
+from __future__ import annotations
+
+import itertools
+from collections.abc import Callable
+from typing import Any
+
+import pytest
+
+from bridge.backfill.tombstones import time_value_s
+from consumers.indexer.actions import ItemResult
+from consumers.indexer.backend import SearchBackend
+from tests.contracts.search_backend import CHECKS, Engine
+from tests.unit.indexer.fakes import FakeClock, FakeSearch
+
+
+class FakeEngine:
+    def __init__(self) -> None:
+        self.clock = FakeClock()
+        self.searches: list[FakeSearch] = []
+        self._names = itertools.count()
+
+    def backend(self, **search_settings: Any) -> SearchBackend:
+        gc_deletes = time_value_s(search_settings.pop("gc_deletes", "1h"))
+        assert not search_settings, f"the fake does not model {sorted(search_settings)}"
+        search = FakeSearch(self.clock, gc_deletes_s=gc_deletes)
+        if self.searches:  # every backend of a test sees the same engine
+            search.docs, search.tombstones = self.searches[0].docs, self.searches[0].tombstones
+        self.searches.append(search)
+        return search
+
+    def index(self) -> str:
+        return f"index-{next(self._names)}"
+
+    def document(self, index: str, doc_id: str) -> tuple[int, dict[str, Any]] | None:
+        for search in self.searches[:1]:
+            found = search.docs.get((index, doc_id))
+            if found is not None:
+                version, source = found
+                return version, dict(source or {})
+        return None
+
+    def after_gc_deletes(self, index: str, attempt: Callable[[], ItemResult]) -> ItemResult:
+        self.clock.now += max(search.gc_deletes_s for search in self.searches)
+        return attempt()
+
+
+@pytest.mark.parametrize("check", CHECKS, ids=lambda check: check.__name__)
+def test_the_fake_keeps_the_contract(check: Callable[[Engine], None]) -> None:
+    check(FakeEngine())
