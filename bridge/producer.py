@@ -22,13 +22,20 @@ from confluent_kafka.admin import AdminClient  # noqa: TID251 - the Kafka adapte
 from confluent_kafka.cimpl import NewTopic  # noqa: TID251 - the Kafka adapter
 
 from bridge.acks import DeliveryError
-from bridge.contract import PARTITIONER, ChangeEvent, Encoder, headers, kafka_key, topic_name
+from bridge.contract import (
+    MAX_RECORD_BYTES,
+    PARTITIONER,
+    ChangeEvent,
+    Encoder,
+    headers,
+    kafka_key,
+    topic_name,
+)
 from bridge.runtime.settings import KafkaSettings, TopicSettings
 
 log = logging.getLogger(__name__)
 
-MAX_MESSAGE_BYTES = 4 * 1024 * 1024
-"""A 400 KB item's new and old images, as DynamoDB JSON with base64 binaries, fit with room."""
+MAX_MESSAGE_BYTES = MAX_RECORD_BYTES
 
 THROUGHPUT_DEFAULTS: dict[str, Any] = {
     "linger.ms": 20,

@@ -12,6 +12,9 @@ from bridge.contract.errors import ContractError
 from bridge.contract.event import ChangeEvent, EventName, Origin
 
 MAX_TOPIC_LENGTH = 249
+MAX_RECORD_BYTES = 4 * 1024 * 1024
+"""The largest record value a change topic (and its dead-letter topic) must accept: the
+bridge's producer and topics, and the indexer's dead-letter producer and topics, all use it."""
 DLQ_SUFFIX = ".dlq"
 _LEGAL_TOPIC = re.compile(r"[a-zA-Z0-9._-]+")
 
