@@ -20,6 +20,7 @@ COMMANDS: Mapping[str, str] = {
     "verify": "dynabridge.operations.commands:verify_command",
     "trace": "dynabridge.operations.commands:trace_command",
     "backfill": "dynabridge.operations.backfill:backfill_command",
+    "dlq": "dynabridge.operations.dlq:dlq_group",
     "dev": "dynabridge.devstack.cli:dev_group",
     "demo": "dynabridge.demo.commands:demo_command",
 }
@@ -64,5 +65,5 @@ def main() -> None:
 
     and `dynabridge dev up` for a real local stack (Kafka, Elasticsearch, OpenSearch, moto);
     `dynabridge demo` runs the whole pipeline on it and measures it.
-    Operator commands: replay, status, verify, trace, backfill (docs/operations.md).
+    Operator commands: replay, status, verify, trace, backfill, dlq (docs/operations.md).
     """

@@ -36,8 +36,27 @@ def expected_id(keys: dict[str, dict[str, Any]]) -> str:
 
 
 def expected_source(item: dict[str, dict[str, Any]]) -> dict[str, Any]:
-    """The documented ``_source`` of an item image."""
-    return {name: _value(value) for name, value in item.items()}
+    """The documented ``_source`` of an item image: top-level names by the renaming rule."""
+    return {_top_level_name(name): _value(value) for name, value in item.items()}
+
+
+def _top_level_name(name: str) -> str:
+    """Kept, unless it starts with ``_``, ``~`` or ``.``, holds ``..``, is empty or white
+    space, or is ``ddb``: then ``~`` + the name with ``%``, ``.`` and white space as
+    percent-encoded UTF-8."""
+    if name and name[0] not in "_~." and ".." not in name and name.strip() and name != "ddb":
+        return name
+    escaped = ""
+    for char in name:
+        if char in "%." or char.isspace():
+            escaped += "".join(f"%{byte:02X}" for byte in char.encode())
+        else:
+            escaped += char
+    return "~" + escaped
+
+
+def _map(members: dict[str, dict[str, Any]]) -> dict[str, Any]:
+    return {name: _value(value) for name, value in members.items()}
 
 
 def _value(typed: dict[str, Any]) -> Any:
@@ -51,7 +70,7 @@ def _value(typed: dict[str, Any]) -> Any:
     if tag == "B":
         return base64.b64encode(value).decode()
     if tag == "M":
-        return expected_source(value)
+        return _map(value)
     if tag == "L":
         return [_value(member) for member in value]
     if tag == "SS":

@@ -17,7 +17,12 @@ from bridge.contract.codec import (
     Encoder,
     decode,
 )
-from bridge.contract.errors import ContractError, SchemaRegistryError
+from bridge.contract.errors import (
+    ContractError,
+    SchemaLookupError,
+    SchemaRegistryError,
+    UnknownSchema,
+)
 from bridge.contract.event import AttributeValue, ChangeEvent, EventName, Item, Origin
 from bridge.contract.keys import PARTITIONER, canonical_keys, kafka_key, keys_from_kafka_key
 from bridge.contract.registry import SchemaRegistry
@@ -70,8 +75,10 @@ __all__ = [
     "EventName",
     "Item",
     "Origin",
+    "SchemaLookupError",
     "SchemaRegistry",
     "SchemaRegistryError",
+    "UnknownSchema",
     "canonical_keys",
     "decode",
     "dlq_topic",

@@ -27,7 +27,7 @@ from bridge.contract.attributes import (
     loads_item,
     loads_item_unvalidated,
 )
-from bridge.contract.errors import ContractError
+from bridge.contract.errors import ContractError, UnknownSchema
 from bridge.contract.event import ChangeEvent, EventName, Item, Origin
 from bridge.contract.registry import SchemaRegistry
 
@@ -243,6 +243,9 @@ def decode(
 ) -> ChangeEvent:
     """The change event in a Kafka value of either framing; :class:`ContractError` if not one.
 
+    :class:`SchemaLookupError` when the writer schema cannot be had (unknown fingerprint or id,
+    registry unreachable): not the value's fault, so never a reason to dead-letter it.
+
     The Avro envelope and the keys are always checked in full. ``validate=False`` is the trusted
     path for a consumer that checks the image values it uses as it converts them (the indexer's
     ``to_plain_json``): images are parsed and B/BS turned into bytes, nothing more.
@@ -252,7 +255,7 @@ def decode(
             raise ContractError(f"value truncated: {len(value)} bytes, shorter than its header")
         writer = KNOWN_FINGERPRINTS.get(value[2:_SINGLE_OBJECT_HEADER_BYTES])
         if writer is None:
-            raise ContractError(
+            raise UnknownSchema(
                 f"unknown schema fingerprint {value[2:_SINGLE_OBJECT_HEADER_BYTES].hex()}; this "
                 f"build reads {sorted(fp.hex() for fp in KNOWN_FINGERPRINTS)} (upgrade the reader)"
             )
@@ -262,9 +265,9 @@ def decode(
             raise ContractError(f"value truncated: {len(value)} bytes, shorter than its header")
         schema_id = int.from_bytes(value[1:_CONFLUENT_HEADER_BYTES], "big")
         if registry is None:
-            raise ContractError(
+            raise UnknownSchema(
                 f"value is Confluent-framed (schema id {schema_id}); decoding it needs a "
-                "schema registry"
+                "schema registry: set kafka.schema_registry_url"
             )
         writer, reader = _registry_schemas(registry.schema_by_id(schema_id))
         return _read(value, _CONFLUENT_HEADER_BYTES, writer, reader, validate)

@@ -13,7 +13,7 @@ import urllib.parse
 import urllib.request
 from typing import Any
 
-from bridge.contract.errors import SchemaRegistryError
+from bridge.contract.errors import SchemaRegistryError, UnknownSchema
 
 
 class SchemaRegistry:
@@ -89,9 +89,10 @@ class SchemaRegistry:
             with urllib.request.urlopen(request, timeout=self._timeout_s) as response:  # noqa: S310
                 answer = json.loads(response.read())
         except urllib.error.HTTPError as error:
-            raise SchemaRegistryError(
-                f"schema registry {method} {path}: HTTP {error.code} {_registry_reason(error)}"
-            ) from error
+            text = f"schema registry {method} {path}: HTTP {error.code} {_registry_reason(error)}"
+            if error.code == 404 and method == "GET":
+                raise UnknownSchema(text) from error
+            raise SchemaRegistryError(text, status=error.code) from error
         except (OSError, ValueError) as error:  # URLError and timeouts are OSErrors
             raise SchemaRegistryError(
                 f"schema registry {method} {self.url}{path} failed: {error}"

@@ -196,10 +196,28 @@ class SearchSettings(_Section):
     index_mappings: dict[str, Any] = Field(default_factory=dict)
     gc_deletes: str = "1h"
     """index.gc_deletes on managed indices: how long a delete's version is remembered."""
+    index_templates: bool = True
+    """Install an index template per table index (the managed mapping); off: the indexer
+    creates missing indices with the same settings and mappings inline."""
+    template_priority: int = Field(default=200, ge=0)
+    template_composed_of: list[str] = Field(default_factory=list)
+    """Component templates of your own that the managed templates include."""
+    typed_depth: int = Field(default=1, ge=1, le=32)
+    """Levels of maps whose attributes get typed fields of their own; deeper maps are indexed
+    as keywords by path."""
+    typed_keys_per_map: int = Field(default=100, ge=1)
+    """A map with more keys is indexed as keywords by path (its keys are likely data)."""
+    keyword_ignore_above: int = Field(default=256, ge=1, le=8191)
+    """Strings longer than this are searchable as text only (no exact-match keyword)."""
+    date_attributes: dict[str, str] = Field(default_factory=dict)
+    """Top-level attribute -> date format (e.g. strict_date_optional_time||epoch_millis): its
+    S and N values are also indexed as dates."""
 
-    _json = field_validator("index_settings", "index_mappings", mode="before")(_json_mapping)
+    _json = field_validator("index_settings", "index_mappings", "date_attributes", mode="before")(
+        _json_mapping
+    )
 
-    _csv = field_validator("hosts", mode="before")(_split_csv)
+    _csv = field_validator("hosts", "template_composed_of", mode="before")(_split_csv)
 
 
 DEFAULT_METRICS_PORTS = {"bridge": 9108, "indexer": 9109}

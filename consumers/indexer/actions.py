@@ -30,7 +30,15 @@ class Action:
     shard lineage), so "equal" always means "the same change".
     """
     document: dict[str, Any] | None
-    """Plain JSON for INDEX, None for DELETE."""
+    """The ``_source`` (plain JSON) for INDEX, None for DELETE."""
+    typed: dict[str, Any] | None = None
+    """The typed fields (``ddb``), sent only into indices created with the managed mapping."""
+    fallbacks: tuple[tuple[str, str], ...] = ()
+    """(attribute, reason) where the item is not indexed as one field of its natural type."""
+
+    def as_delete(self) -> Action:
+        """A delete of this document at this action's version."""
+        return Action(ActionKind.DELETE, self.index, self.doc_id, self.version, None)
 
 
 @dataclass(frozen=True, slots=True)

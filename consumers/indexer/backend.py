@@ -9,8 +9,8 @@ indices are created with ``index.gc_deletes`` from the settings before the first
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping, Sequence
-from typing import Any, Protocol
+from collections.abc import Sequence
+from typing import Protocol
 from urllib.parse import quote
 
 from bridge.runtime.settings import SearchSettings
@@ -23,6 +23,7 @@ from consumers.indexer.bulk import (
     results,
     too_large,
 )
+from consumers.indexer.templates import index_body, index_template, is_managed, template_name
 from consumers.search.client import SearchClient, healthy
 from consumers.search.errors import RequestTooLarge, SearchError, SearchUnavailable
 from consumers.search.factory import connect
@@ -54,24 +55,51 @@ class SearchBackend(Protocol):
 
 
 class IndexingBackend:
-    """:class:`SearchBackend` over either engine's client: the logic both engines share."""
+    """:class:`SearchBackend` over either engine's client: the logic both engines share.
+
+    Before the first write to an index it installs the index's template (the managed mapping,
+    ``consumers.indexer.templates``), creates the index if missing, and reads its mapping:
+    documents carry their typed fields only into managed indices, so an index created before
+    (or by someone else) keeps receiving plain documents it can take.
+    """
 
     def __init__(self, client: SearchClient, settings: SearchSettings) -> None:
         self._client = client
-        self._index_body = index_body(settings)
+        self._settings = settings
+        self._index_body = index_body(settings, client.engine)  # refuses bad settings early
         self._ensured: set[str] = set()
+        self._typed: set[str] = set()
         self._encoder = BodyEncoder()
 
     def ensure_index(self, index: str) -> None:
         if index in self._ensured:
             return
+        path = f"/{quote(index, safe='')}"
+        if self._settings.index_templates:
+            template = index_template(index, self._settings, self._client.engine)
+            self._client.request(
+                "PUT", f"/_index_template/{quote(template_name(index), safe='')}", body=template
+            )
         try:
-            self._client.request("PUT", f"/{quote(index, safe='')}", body=self._index_body)
+            self._client.request(
+                "PUT", path, body={} if self._settings.index_templates else self._index_body
+            )
         except SearchError as error:
             if error.error_type != _ALREADY_EXISTS:
                 raise
         else:
             log.info("created index %s", index)
+        answer = self._client.request("GET", f"{path}/_mapping")
+        if any(is_managed(body.get("mappings", {})) for body in answer.values()):
+            self._typed.add(index)
+        else:
+            log.warning(
+                "index %s was not created with dynabridge's mapping (it existed before, or a "
+                "template of higher priority applies): documents go in as plain JSON without "
+                "typed fields, so items of mixed types may be refused; rebuild it with "
+                "`dynabridge reindex` (docs/indexer.md, Mapping)",
+                index,
+            )
         self._ensured.add(index)
 
     def bulk(self, actions: Sequence[Action]) -> list[ItemResult]:
@@ -83,7 +111,7 @@ class IndexingBackend:
             response = self._client.request(
                 "POST",
                 "/_bulk",
-                body=self._encoder.encode(actions),
+                body=self._encoder.encode(actions, self._typed),
                 params=RESPONSE_FILTER,
                 headers=_BULK_HEADERS,
             )
@@ -104,40 +132,6 @@ class IndexingBackend:
 
     def close(self) -> None:
         self._client.close()
-
-
-def index_body(settings: SearchSettings) -> dict[str, Any]:
-    """The create-index body: the user's settings and mappings, plus ``index.gc_deletes``.
-
-    User settings are never overridden. ``index.gc_deletes`` belongs to ``search.gc_deletes``
-    alone. Without a replica setting, ``index.auto_expand_replicas: 0-1`` keeps a single
-    node green and gives a cluster the engines' usual one replica.
-    """
-    flat = _flatten(settings.index_settings, "")
-    flat = {
-        key if key.startswith("index.") else "index." + key: value for key, value in flat.items()
-    }
-    if "index.gc_deletes" in flat and str(flat["index.gc_deletes"]) != settings.gc_deletes:
-        raise SearchError(
-            "search.index_settings sets index.gc_deletes; set it with search.gc_deletes only"
-        )
-    flat["index.gc_deletes"] = settings.gc_deletes
-    if "index.number_of_replicas" not in flat and "index.auto_expand_replicas" not in flat:
-        flat["index.auto_expand_replicas"] = "0-1"
-    body: dict[str, Any] = {"settings": flat}
-    if settings.index_mappings:
-        body["mappings"] = settings.index_mappings
-    return body
-
-
-def _flatten(tree: Mapping[str, Any], prefix: str) -> dict[str, Any]:
-    flat: dict[str, Any] = {}
-    for key, value in tree.items():
-        if isinstance(value, Mapping):
-            flat.update(_flatten(value, f"{prefix}{key}."))
-        else:
-            flat[prefix + key] = value
-    return flat
 
 
 def build_backend(settings: SearchSettings, aws_region: str | None = None) -> SearchBackend:

@@ -6,12 +6,13 @@ action, in request order, or the response is refused as a whole.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from typing import Any
 
 import orjson
 
 from consumers.indexer.actions import Action, ActionKind, ItemResult
+from consumers.indexer.typed_fields import ROOT as TYPED_ROOT
 
 CONTENT_TYPE = "application/x-ndjson"
 RESPONSE_FILTER = {"filter_path": "errors,items.*.status,items.*.error"}
@@ -28,6 +29,7 @@ TOO_LARGE = "request_entity_too_large"
 # same bytes for them; it would write NaN as null where json refuses it, but plain_number never
 # produces a NaN or an infinity.
 _dumps = orjson.dumps
+_TYPED_KEY = b'"%s":' % TYPED_ROOT.encode()
 
 
 class MalformedResponse(Exception):  # noqa: N818 - names what the engine sent
@@ -50,7 +52,8 @@ class BodyEncoder:
     def __init__(self) -> None:
         self._prefixes: dict[str, tuple[bytes, bytes]] = {}
 
-    def encode(self, actions: Sequence[Action]) -> bytes:
+    def encode(self, actions: Sequence[Action], typed: Collection[str] = ()) -> bytes:
+        """The bulk body; documents into an index of ``typed`` carry their typed fields."""
         lines: list[bytes] = []
         append = lines.append
         prefixes = self._prefixes
@@ -61,7 +64,12 @@ class BodyEncoder:
             tail = b',"version":%d}}' % action.version
             if action.kind is ActionKind.INDEX:
                 append(pair[0] + _dumps(action.doc_id) + tail)
-                append(_dumps(action.document))
+                source = _dumps(action.document)
+                if action.typed and action.index in typed:
+                    # Spliced rather than merged into the dict: the document stays the _source.
+                    joint = b"," if len(source) > 2 else b""
+                    source = source[:-1] + joint + _TYPED_KEY + _dumps(action.typed) + b"}"
+                append(source)
             else:
                 append(pair[1] + _dumps(action.doc_id) + tail)
         append(b"")

@@ -15,6 +15,7 @@ from consumers.indexer.actions import Action
 from consumers.indexer.batching import Entry
 from consumers.indexer.documents import build_action
 from consumers.indexer.records import Record
+from consumers.indexer.typed_fields import TypedFieldRules
 
 UNDECODABLE = "undecodable"
 """Dead-letter error type of bytes that are not a change event."""
@@ -30,6 +31,8 @@ class Change:
     action: Action
     table: str
     event_time_ms: int
+    dead_lettered: bool = False
+    """Dead-lettered already: the action is the delete of the older version it leaves behind."""
 
 
 class Poison(Exception):  # noqa: N818 - a kind of record, not a failure of the loop
@@ -39,9 +42,15 @@ class Poison(Exception):  # noqa: N818 - a kind of record, not a failure of the 
 
 
 def to_entry(
-    record: Record, decode: Callable[[bytes], ChangeEvent], index_prefix: str
+    record: Record,
+    decode: Callable[[bytes], ChangeEvent],
+    index_prefix: str,
+    rules: TypedFieldRules | None = None,
 ) -> Entry[Change]:
     """The batch entry of ``record``; raises :class:`Poison` when it cannot be indexed.
+
+    ``SchemaLookupError`` passes through: the record names a schema that cannot be had now,
+    which is not its fault, so it must not become a dead letter.
 
     Its size is the record's key and value bytes: what the batch byte limit counts. (The JSON
     sent is typically 1.5-2x the Avro bytes: leave headroom under a hard request limit.)
@@ -53,7 +62,7 @@ def to_entry(
     except ContractError as error:
         raise Poison(UNDECODABLE, str(error)) from None
     try:
-        action = build_action(event, index_prefix)
+        action = build_action(event, index_prefix, rules)
     except (ContractError, ValueError) as error:
         raise Poison(INVALID_CHANGE, str(error)) from None
     change = Change(record, action, event.table, event.approximate_creation_time_ms)

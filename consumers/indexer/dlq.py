@@ -13,9 +13,15 @@ from collections.abc import Callable, Sequence
 import confluent_kafka  # noqa: TID251 - this is the dead-letter producer adapter
 from confluent_kafka import KafkaError, KafkaException, Message  # noqa: TID251
 from confluent_kafka.admin import AdminClient  # noqa: TID251
+from confluent_kafka.admin._config import (  # noqa: TID251 - not re-exported for typing
+    AlterConfigOpType,
+    ConfigEntry,
+    ConfigResource,
+)
+from confluent_kafka.admin._resource import ResourceType  # noqa: TID251
 from confluent_kafka.cimpl import NewTopic  # noqa: TID251
 
-from bridge.contract import PARTITIONER, dlq_topic
+from bridge.contract import MAX_RECORD_BYTES, PARTITIONER, dlq_topic
 from bridge.runtime.settings import KafkaSettings, TopicSettings
 from consumers.indexer.records import DeadLetter, DeadLetterError
 
@@ -31,6 +37,9 @@ HEADER_SOURCE_OFFSET = "dlq.source_offset"
 HEADER_ATTEMPTS = "dlq.attempts"
 MAX_REASON_BYTES = 8192
 """Reasons are cut here: an engine's reason can quote a whole document."""
+MAX_LETTER_BYTES = MAX_RECORD_BYTES + 64 * 1024
+"""A dead letter is a change record (at most ``MAX_RECORD_BYTES``) plus its ``dlq.*`` headers:
+the producer and the dead-letter topics accept that much, so any change can be dead-lettered."""
 
 
 Headers = list[tuple[str, str | bytes | None]]
@@ -56,7 +65,8 @@ def dead_letter_headers(letter: DeadLetter) -> Headers:
 
 
 def ensure_dlq_topics(kafka: KafkaSettings, topics: TopicSettings, sources: Sequence[str]) -> None:
-    """Create the dead-letter topics of ``sources`` that do not exist yet (idempotent)."""
+    """Create the dead-letter topics of ``sources`` that do not exist yet, and raise the record
+    size limit of existing ones that take less than a whole change (idempotent)."""
     config: dict[str, str | int | float | bool] = {**kafka.client_config()}
     admin = AdminClient(config)
     wanted = [
@@ -64,10 +74,14 @@ def ensure_dlq_topics(kafka: KafkaSettings, topics: TopicSettings, sources: Sequ
             dlq_topic(source),
             num_partitions=topics.partitions,
             replication_factor=topics.replication_factor,
-            config={"retention.ms": str(topics.retention_ms)},
+            config={
+                "retention.ms": str(topics.retention_ms),
+                "max.message.bytes": str(MAX_LETTER_BYTES),
+            },
         )
         for source in sources
     ]
+    existing: list[str] = []
     for topic, future in admin.create_topics(wanted, request_timeout=15).items():
         try:
             future.result(timeout=30)
@@ -78,6 +92,53 @@ def ensure_dlq_topics(kafka: KafkaSettings, topics: TopicSettings, sources: Sequ
                 raise DeadLetterError(
                     f"cannot create dead-letter topic {topic}: {error}"
                 ) from error
+            existing.append(topic)
+    _raise_size_limits(admin, existing)
+
+
+def _raise_size_limits(admin: AdminClient, topics: Sequence[str]) -> None:
+    """``max.message.bytes`` of ``topics`` up to MAX_LETTER_BYTES where it is lower."""
+    if not topics:
+        return
+    resources = [ConfigResource(ResourceType.TOPIC, topic) for topic in topics]
+    try:
+        described = {
+            resource.name: future.result(timeout=30)
+            for resource, future in admin.describe_configs(resources).items()
+        }
+    except KafkaException as error:
+        raise DeadLetterError(f"cannot read dead-letter topic settings: {error}") from error
+    small = []
+    for topic, entries in described.items():
+        entry = entries.get("max.message.bytes")
+        if entry is None or int(entry.value) < MAX_LETTER_BYTES:
+            small.append(topic)
+    if not small:
+        return
+    changes = [
+        ConfigResource(
+            ResourceType.TOPIC,
+            topic,
+            incremental_configs=[
+                ConfigEntry(
+                    "max.message.bytes",
+                    str(MAX_LETTER_BYTES),
+                    incremental_operation=AlterConfigOpType.SET,
+                )
+            ],
+        )
+        for topic in small
+    ]
+    for resource, future in admin.incremental_alter_configs(changes).items():
+        try:
+            future.result(timeout=30)
+        except KafkaException as error:
+            raise DeadLetterError(
+                f"dead-letter topic {resource.name} takes records of at most its "
+                f"max.message.bytes, less than a change can be; raising it to "
+                f"{MAX_LETTER_BYTES} failed: {error} (raise it by hand, or grant AlterConfigs)"
+            ) from error
+        log.info("raised max.message.bytes of %s to %d", resource.name, MAX_LETTER_BYTES)
 
 
 class DeadLetterProducer:
@@ -93,6 +154,7 @@ class DeadLetterProducer:
                 "acks": "all",
                 "partitioner": PARTITIONER,
                 "linger.ms": 5,
+                "message.max.bytes": MAX_LETTER_BYTES,
                 # Below flush_timeout_s, so every letter has an answer when flush returns.
                 "message.timeout.ms": int(flush_timeout_s * 1000) - 30_000,
             }

@@ -1,7 +1,8 @@
 """From a change event to a search document: index name, ``_id`` and plain JSON, all deterministic.
 
 Invariants: two different primary keys of one table never share an ``_id`` (and an ``_id`` never
-exceeds 512 bytes); a number's digits are never silently rounded (rules in docs/indexer.md).
+exceeds 512 bytes); a number's digits are never silently rounded; two different top-level
+attribute names never share a ``_source`` name (rules in docs/indexer.md).
 """
 
 from __future__ import annotations
@@ -23,14 +24,15 @@ from bridge.contract import (
     validate_item,
 )
 from consumers.indexer.actions import Action, ActionKind
+from consumers.indexer.names import needs_renaming, source_name
+from consumers.indexer.numbers import plain_number
+from consumers.indexer.typed_fields import TypedFieldRules, typed_fields
 
 MAX_ID_BYTES = 512
 """Elasticsearch and OpenSearch reject longer ``_id`` values."""
 HASHED_ID_PREFIX = "~sha256:"
 """Marks an id that is the hash of a too-long key; plain ids never contain ``~``."""
 MAX_INDEX_BYTES = 255
-MAX_SAFE_INTEGER = 2**53
-"""Beyond this, integers are not all representable by a double (or by JavaScript readers)."""
 
 _ID_SEPARATOR = "|"
 # "%" is the escape character itself; "|" separates key attributes; "~" starts hashed ids.
@@ -71,6 +73,18 @@ def index_collisions(prefix: str, tables: Iterable[str]) -> dict[str, list[str]]
     for table in tables:
         owners.setdefault(index_name(prefix, table), []).append(table)
     return {index: names for index, names in owners.items() if len(set(names)) > 1}
+
+
+# ------------------------------------------------------------------------------ _source names
+
+
+def source_document(image: Item) -> dict[str, Any]:
+    """The ``_source`` of an item image: :func:`to_plain_json`, top-level names by
+    :func:`source_name`."""
+    plain = to_plain_json(image)
+    if not any(needs_renaming(name) for name in plain):
+        return plain
+    return {source_name(name): value for name, value in plain.items()}
 
 
 # ------------------------------------------------------------------------------------- doc ids
@@ -213,50 +227,35 @@ def _is_set(payload: Any, member_type: type) -> TypeGuard[list[Any]]:
     )
 
 
-def plain_number(text: str) -> int | float | str:
-    """A DynamoDB number as JSON without losing a digit.
-
-    - an integer with ``|n| <= 2**53`` -> a JSON integer;
-    - a non-integer whose shortest double repr names the same decimal (``0.1``, ``19.99``,
-      ``1e-130``) -> a JSON float: any reader parsing it as a double gets back exactly these
-      digits;
-    - anything else (larger integers, 17+ significant digits) -> the canonical decimal
-      string, e.g. ``"9007199254740993"``, which the engines coerce into numeric fields.
-    """
-    if len(text) <= 16 and text.isascii():
-        # Fast path for plain ``[-]digits[.digits]`` with at most 15 digits: a double holds
-        # any decimal of 15 significant digits exactly enough to give the same digits back
-        # (DBL_DIG), and 15-digit integers are below 2**53.
-        body = text[1:] if text[:1] == "-" else text
-        if body.isdigit():
-            if len(body) <= 15:
-                return int(text)
-        else:
-            whole, dot, fraction = body.partition(".")
-            if dot and whole.isdigit() and fraction.isdigit():
-                double = float(text)
-                return int(double) if double.is_integer() else double
-    canonical = normalize_number(text)
-    value = Decimal(canonical)
-    if value == value.to_integral_value():
-        integer = int(value)
-        return integer if -MAX_SAFE_INTEGER <= integer <= MAX_SAFE_INTEGER else canonical
-    double = float(canonical)
-    return double if Decimal(repr(double)) == value else canonical
-
-
 # --------------------------------------------------------------------------------- actions
 
 
-def build_action(event: ChangeEvent, index_prefix: str) -> Action:
-    """INSERT/MODIFY (stream or snapshot) -> index the whole new image; REMOVE -> delete."""
+def build_action(
+    event: ChangeEvent, index_prefix: str, rules: TypedFieldRules | None = None
+) -> Action:
+    """INSERT/MODIFY (stream or snapshot) -> index the whole new image; REMOVE -> delete.
+
+    The document is the image's ``_source`` (:func:`source_document`) and its typed fields
+    (``consumers.indexer.typed_fields``), which the body carries only into managed indices.
+    """
     index = index_name(index_prefix, event.table)
     if event.event_name is EventName.REMOVE:
         return Action(ActionKind.DELETE, index, doc_id(event.keys), event.version, None)
-    if event.new_image is None:
+    image = event.new_image
+    if image is None:
         raise ContractError(
             f"{event.event_name} event {event.event_id} of table {event.table} has no new image"
         )
+    document = source_document(image)
+    if any(name not in document for name in image):  # renamed: typed fields use _source names
+        image = {source_name(name): value for name, value in image.items()}
+    typed = typed_fields(image, rules or TypedFieldRules())
     return Action(
-        ActionKind.INDEX, index, doc_id(event.keys), event.version, to_plain_json(event.new_image)
+        ActionKind.INDEX,
+        index,
+        doc_id(event.keys),
+        event.version,
+        document,
+        typed.fields,
+        tuple(typed.fallbacks),
     )

@@ -59,6 +59,7 @@ def _run(
     from consumers.indexer.batching import Limits
     from consumers.indexer.dlq import DeadLetterProducer, ensure_dlq_topics
     from consumers.indexer.kafka import KafkaConsumer, consumer_config
+    from consumers.indexer.typed_fields import typed_rules
     from consumers.indexer.worker import LoopConfig, Worker
 
     indexer = settings.indexer
@@ -72,6 +73,7 @@ def _run(
         tables_by_topic=tables_by_topic,
         outcome_overrides=dict(indexer.outcome_overrides),
         shutdown_timeout_s=indexer.shutdown_timeout_s,
+        typed_rules=typed_rules(settings.search),
     )
     url = settings.kafka.schema_registry_url
     registry = SchemaRegistry(url) if url else None

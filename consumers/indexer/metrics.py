@@ -1,7 +1,8 @@
 """Every metric the indexer exports, declared once, typed, in a registry owned by one process run.
 
-Names follow Prometheus conventions (``_total`` counters, ``_seconds`` units); labels are tables
-and partitions only, never document ids, so cardinality stays bounded by configuration.
+Names follow Prometheus conventions (``_total`` counters, ``_seconds`` units); labels are tables,
+partitions and attribute names (at most ``fallbacks.MAX_ATTRIBUTES_PER_TABLE`` per table), never
+document ids, so cardinality stays bounded.
 """
 
 from __future__ import annotations
@@ -74,6 +75,13 @@ class IndexerMetrics:
         self.paused_seconds = Counter(
             "dynabridge_indexer_paused_seconds",
             "Time spent with consumption paused",
+            registry=r,
+        )
+        self.fallbacks = Counter(
+            "dynabridge_indexer_fallback_documents",
+            "Documents indexed with an attribute not in one field of its natural type "
+            "(mixed_types, deep_map, wide_map, long_value, renamed; docs/indexer.md)",
+            ["table", "attribute", "reason"],
             registry=r,
         )
         self.commits = Counter(

@@ -7,9 +7,15 @@ At most one bulk is in flight; it runs on a helper thread so that the loop decod
 batch meanwhile, and the next bulk is sent only once the previous one settled (no reordering).
 
     receive ─▶ batch ─▶ bulk ─┬─ done / stale ─────────────────▶ settle ─▶ commit
-                              ├─ dlq ─▶ dead-letter topic (ack) ─▶ settle
+                              ├─ dlq ─▶ dead-letter topic (ack) ─▶ delete the older
+                              │         version (index changes) ─▶ settle
                               ├─ retry ─▶ pause all, keep polling, backoff (+ ping) ─▶ bulk
                               └─ fatal ─▶ commit what settled, close, raise IndexerFatal
+
+A record whose schema cannot be looked up (registry away, not the record's fault) waits with
+every record behind it, consumption paused, and is decoded again after a backoff; it is never
+dead-lettered. A schema nobody here knows, or a registry refusing our credentials, stops the
+loop.
 """
 
 from __future__ import annotations
@@ -21,16 +27,18 @@ import time
 from collections import Counter, deque
 from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor, wait
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from typing import Protocol
 
-from bridge.contract import ChangeEvent
+from bridge.contract import ChangeEvent, SchemaLookupError, SchemaRegistryError
 from bridge.runtime.backoff import Backoff
 from bridge.runtime.health import Heartbeat
-from consumers.indexer.actions import Action, ItemResult
+from bridge.runtime.settings import ConfigError
+from consumers.indexer.actions import Action, ActionKind, ItemResult
 from consumers.indexer.backend import SearchBackend, SearchError, SearchUnavailable
 from consumers.indexer.batching import Batch, Batcher, Entry, Limits
 from consumers.indexer.changes import Change, Poison, to_entry
+from consumers.indexer.fallbacks import FallbackReport
 from consumers.indexer.metrics import DocResult, IndexerMetrics
 from consumers.indexer.offsets import CommitTracker
 from consumers.indexer.records import (
@@ -41,6 +49,7 @@ from consumers.indexer.records import (
     Record,
 )
 from consumers.indexer.settlement import settlement
+from consumers.indexer.typed_fields import TypedFieldRules
 
 log = logging.getLogger(__name__)
 
@@ -88,6 +97,7 @@ class LoopConfig:
     shutdown_timeout_s: float
     commit_interval_s: float = 1.0
     poll_timeout_s: float = 0.1
+    typed_rules: TypedFieldRules = field(default_factory=TypedFieldRules)
 
 
 @dataclass(frozen=True, slots=True)
@@ -156,6 +166,11 @@ class Worker:
         self._batcher: Batcher[Change] = Batcher(config.limits)
         self._ready: deque[Batch[Change]] = deque()
         self._retry: _Retry | None = None
+        self._undecoded: deque[Record] = deque()
+        """Records waiting for their schema, in consumption order, with everything after them."""
+        self._decode_attempt = 0
+        self._decode_due = 0.0
+        self._fallbacks = FallbackReport()
         self._paused_at: float | None = None
         self._draining = False
         self._ensured: set[str] = set()
@@ -178,7 +193,14 @@ class Worker:
     def _turn(self) -> None:
         now = self._clock()
         self._account_pause(now)
-        if self._paused_at is not None and self._retry is None and not self._draining:
+        if self._undecoded and now >= self._decode_due:
+            self._decode_again()
+        if (
+            self._paused_at is not None
+            and self._retry is None
+            and not self._undecoded
+            and not self._draining
+        ):
             self._resume_all()
         flight = self._in_flight
         if flight is not None and flight.future.done():
@@ -205,13 +227,17 @@ class Worker:
             timeout_s = min(timeout_s, IN_FLIGHT_POLL_S)
         if self._retry is not None:
             timeout_s = min(timeout_s, self._retry.due - now)
+        if self._undecoded:
+            timeout_s = min(timeout_s, self._decode_due - now)
         linger_s = self._batcher.wait_s(now)
         if linger_s is not None and self._retry is None and self._in_flight is None:
             timeout_s = min(timeout_s, linger_s)  # the open batch is the next thing to send
         return max(timeout_s, 0.0)
 
     def _pending(self) -> bool:
-        return bool(self._in_flight or self._retry or self._ready or len(self._batcher))
+        return bool(
+            self._in_flight or self._retry or self._ready or len(self._batcher) or self._undecoded
+        )
 
     def _drain(self) -> None:
         """Stop consuming; finish what was batched within the shutdown timeout, or abandon it."""
@@ -234,14 +260,28 @@ class Worker:
 
     def _receive(self, timeout_s: float) -> None:
         records = self._consumer.consume(self._config.limits.max_docs, timeout_s)
+        for record in records:
+            self._tracker.received(record.source, record.offset)
+        self._take_in(records)
+
+    def _take_in(self, records: Iterable[Record]) -> None:
+        """Decode and batch ``records`` in order; the first whose schema is away, and all
+        after it, wait in ``_undecoded``."""
         poison: list[DeadLetter] = []
         now = self._clock()
         for record in records:
-            self._tracker.received(record.source, record.offset)
+            if self._undecoded:
+                self._undecoded.append(record)
+                continue
             try:
-                item = to_entry(record, self._decode, self._config.index_prefix)
+                item = to_entry(
+                    record, self._decode, self._config.index_prefix, self._config.typed_rules
+                )
             except Poison as error:
                 poison.append(DeadLetter(record, error.error_type, str(error), 0, "", 1))
+                continue
+            except SchemaLookupError as error:
+                self._schema_away(record, error)
                 continue
             closed = self._batcher.add(item, now)
             if closed is not None:
@@ -254,6 +294,37 @@ class Worker:
 
     def _table(self, topic: str) -> str:
         return self._config.tables_by_topic.get(topic, topic)
+
+    def _schema_away(self, record: Record, error: SchemaLookupError) -> None:
+        """Wait for the schema of ``record`` (transient), or stop: never a dead letter."""
+        where = f"{record.source} offset {record.offset}"
+        if isinstance(error, SchemaRegistryError) and error.refused:
+            raise ConfigError(
+                f"{where}: the schema registry refused our credentials ({error}): fix "
+                "kafka.schema_registry_url (user:password@host) and restart"
+            )
+        if not isinstance(error, SchemaRegistryError):
+            raise IndexerFatal(
+                f"{where}: {error}. Nothing was dead-lettered or committed past it: deploy an "
+                "indexer that reads this schema (or fix kafka.schema_registry_url), then restart"
+            )
+        self._decode_attempt += 1
+        delay_s = self._config.backoff.delay(self._decode_attempt, self._draw)
+        self._decode_due = self._clock() + delay_s
+        self._undecoded.append(record)
+        log.warning(
+            "%s: schema registry unavailable (attempt %d), decoding again in %.1fs: %s",
+            where, self._decode_attempt, delay_s, error,
+        )  # fmt: skip
+        self._heartbeat.set_ready(False)
+        self._pause_all()
+
+    def _decode_again(self) -> None:
+        waiting, self._undecoded = self._undecoded, deque()
+        self._take_in(waiting)
+        if not self._undecoded:
+            self._decode_attempt = 0
+            self._heartbeat.set_ready(self._retry is None or not self._retry.unavailable)
 
     # ------------------------------------------------------------------------------ indexing
 
@@ -319,15 +390,31 @@ class Worker:
         newest: dict[str, int] = {}
         for entry, result in done:
             self._settle(entry)
-            table = entry.payload.table
+            change = entry.payload
+            table = change.table
+            if change.dead_lettered:
+                result = DocResult.DEAD_LETTERED  # the older version's cleanup settled it
+            elif result is DocResult.INDEXED:
+                self._report_fallbacks(table, change.action)
             counts[table, result] += 1
             if result is not DocResult.STALE:
-                newest[table] = max(newest.get(table, 0), entry.payload.event_time_ms)
+                newest[table] = max(newest.get(table, 0), change.event_time_ms)
         for (table, result), count in counts.items():
             self._metrics.settled(table, result, count)
         now_s = self._wall_clock()
         for table, event_time_ms in newest.items():
             self._metrics.end_to_end_lag_seconds.labels(table).set(now_s - event_time_ms / 1000)
+
+    def _report_fallbacks(self, table: str, action: Action) -> None:
+        report = self._fallbacks
+        for attribute, reason in report.observe(table, action.typed, action.fallbacks):
+            self._metrics.fallbacks.labels(table, report.label(table, attribute), reason).inc()
+            if report.first_time(table, attribute, reason):
+                log.warning(
+                    "table %s attribute %r: %s; indexed as docs/indexer.md (Mapping) says, "
+                    "stored whole in _source",
+                    table, attribute, reason,
+                )  # fmt: skip
 
     def _settle(self, entry: Entry[Change]) -> None:
         for offset in entry.offsets:
@@ -347,9 +434,20 @@ class Worker:
                 for entry, result in letters
             ]
         )
+        cleanup: list[Entry[Change]] = []
         for entry, _ in letters:
+            action = entry.payload.action
+            if action.kind is ActionKind.INDEX and not entry.payload.dead_lettered:
+                # The engine refused this version: the older one must not look current. The
+                # record settles once the delete (at this version) is done.
+                change = replace(entry.payload, action=action.as_delete(), dead_lettered=True)
+                cleanup.append(replace(entry, payload=change, attempts=0))
+                continue
             self._settle(entry)
             self._metrics.settled(entry.payload.table, DocResult.DEAD_LETTERED)
+        if cleanup:
+            size = sum(entry.size_bytes for entry in cleanup)
+            self._ready.appendleft(Batch(tuple(cleanup), size, 0))
 
     def _publish(self, letters: Sequence[DeadLetter]) -> None:
         try:
@@ -461,6 +559,7 @@ class Worker:
     def _forget(self, gone: set[Partition]) -> None:
         """Abandon revoked partitions' unsettled changes: their next owner reads them again."""
         self._batcher.drop(gone)
+        self._undecoded = deque(r for r in self._undecoded if r.source not in gone)
         kept = (batch.without(gone) for batch in self._ready)
         self._ready = deque(batch for batch in kept if batch.entries)
         if self._retry is not None:

@@ -34,11 +34,14 @@ table_option = click.option("--table", required=True, help="DynamoDB table name.
 
 
 @contextmanager
-def _reported(command: str) -> Iterator[None]:
-    """OperationError -> its message on stderr and exit 3; nothing else is swallowed."""
+def reported(command: str) -> Iterator[None]:
+    """OperationError (or a search failure) -> its message on stderr and exit 3; nothing else
+    is swallowed."""
+    from consumers.search.errors import SearchFailure
+
     try:
         yield
-    except OperationError as error:
+    except (OperationError, SearchFailure) as error:
         fail(command, str(error), ExitCode.UNAVAILABLE)
 
 
@@ -98,7 +101,7 @@ def replay_command(
         topic = topic_name(settings.kafka.topic_prefix, table)
     except ContractError as error:
         fail("replay", f"--table {table}: {error}", ExitCode.CONFIG)
-    with _reported("replay"):
+    with reported("replay"):
         kafka = KafkaAdmin(settings.kafka)
         try:
             result = replay(
@@ -141,13 +144,15 @@ def status_command(
 ) -> None:
     """Per table: shard leases, checkpoints, time until unread records are trimmed, and per
     partition the indexer group's committed offset, end offset and lag; which processes live;
-    running and finished backfills.
+    running and finished backfills; the attributes its index does not hold in one field of
+    their own type (mixed types, maps indexed as keywords, renamed names).
 
     Exit 3 when something could not be read (each problem is listed), 0 otherwise."""
     from bridge.discovery import StreamDiscovery
     from bridge.lease_store import DynamoLeaseStore
     from dynabridge.operations.backfills import BackfillRuns
     from dynabridge.operations.dynamo import DynamoTables
+    from dynabridge.operations.index_reader import build_reader
     from dynabridge.operations.kafka_admin import KafkaAdmin
     from dynabridge.operations.status import StatusInputs, collect
     from dynabridge.operations.text import status_text
@@ -157,9 +162,10 @@ def status_command(
     if not names:
         fail("status", "no table: pass --table T or set bridge.tables", ExitCode.CONFIG)
     interval = settings.bridge.lease_renew_interval_s * 1.5 if interval_s is None else interval_s
-    with _reported("status"):
+    with reported("status"):
         dynamodb, streams = _aws(settings)
         kafka = KafkaAdmin(settings.kafka)
+        indices = build_reader(settings.search, settings.aws.region)
         try:
             report = collect(
                 StatusInputs(
@@ -168,15 +174,18 @@ def status_command(
                     settings.indexer.group_id,
                     settings.kafka.topic_prefix,
                     interval,
+                    settings.search.index_prefix,
                 ),
                 DynamoTables(dynamodb, streams),
                 StreamDiscovery(dynamodb, streams),
                 DynamoLeaseStore(dynamodb, settings.bridge.lease_table),
                 kafka,
                 BackfillRuns(dynamodb, settings.bridge.lease_table),
+                indices,
             )
         finally:
             kafka.close()
+            indices.close()
     _emit(report.as_json() if as_json else status_text(report), as_json)
     problems = report.problems or any(table.problems for table in report.tables)
     sys.exit(ExitCode.UNAVAILABLE if problems else ExitCode.OK)
@@ -205,7 +214,7 @@ def _progress(every_s: float = 1.0) -> Callable[[int, int], None]:
     type=click.IntRange(min=0),
     default=20,
     show_default=True,
-    help="How many differences of each kind (missing, extra, different) to list.",
+    help="How many differences of each kind (missing, extra, different, dead_lettered) to list.",
 )
 @click.option("--quiet", is_flag=True, help="No progress lines on stderr.")
 @json_option
@@ -213,18 +222,26 @@ def verify_command(
     config_path: Path | None, table: str, sample: int, quiet: bool, as_json: bool
 ) -> None:
     """Compare TABLE (a consistent Scan) with its index: ids missing, extra, or with a document
-    unequal to the item's plain JSON. Exit 0 only when equal, 4 when they differ."""
+    unequal to the item's _source; ids whose newest change the engine refused are listed as
+    dead-lettered, with the reason (from the table's dead-letter topic). Exit 0 only when
+    equal, 4 when they differ."""
+    from bridge.contract import dlq_topic, topic_name
     from consumers.indexer.documents import index_name
+    from dynabridge.operations.dead_letters import dead_lettered_ids, read_letters
     from dynabridge.operations.dynamo import DynamoTables
     from dynabridge.operations.index_reader import build_reader
+    from dynabridge.operations.kafka_admin import KafkaAdmin
     from dynabridge.operations.verify import verify
 
     settings = settings_or_exit("verify", config_path)
     index = index_name(settings.search.index_prefix, table)
-    with _reported("verify"):
+    with reported("verify"):
         dynamodb, streams = _aws(settings)
         reader = build_reader(settings.search, settings.aws.region)
+        kafka = KafkaAdmin(settings.kafka)
         try:
+            topic = dlq_topic(topic_name(settings.kafka.topic_prefix, table))
+            letters = dead_lettered_ids(read_letters(kafka, topic))
             report = verify(
                 DynamoTables(dynamodb, streams),
                 reader,
@@ -232,9 +249,11 @@ def verify_command(
                 index=index,
                 sample=sample,
                 progress=None if quiet else _progress(),
+                dead_letters=letters,
             )
         finally:
             reader.close()
+            kafka.close()
     _emit(report.as_json() if as_json else report.text(), as_json)
     sys.exit(ExitCode.OK if report.equal else ExitCode.DIFFERENT)
 
@@ -291,7 +310,7 @@ def trace_command(
     from dynabridge.operations.verdict import Stage
 
     settings = settings_or_exit("trace", config_path)
-    with _reported("trace"):
+    with reported("trace"):
         dynamodb, streams = _aws(settings)
         tables = DynamoTables(dynamodb, streams)
         info = tables.describe(table)

@@ -1,6 +1,6 @@
 """Table vs index: which ids are missing, extra or different, and the report ``verify`` prints.
 
-A document is equal when the index's ``_source`` equals ``to_plain_json`` of the table's item,
+A document is equal when the index's ``_source`` equals ``source_document`` of the table's item,
 compared as parsed JSON (so key order and number spelling do not matter, values do).
 """
 
@@ -19,6 +19,9 @@ class DiffKind(enum.StrEnum):
     """In the index, not in the table."""
     DIFFERENT = "different"
     """In both, with a different document."""
+    DEAD_LETTERED = "dead_lettered"
+    """Missing or different because the engine refused its newest change (see ``reason``;
+    fix the cause, then ``dynabridge dlq redrive``)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -27,6 +30,27 @@ class Difference:
     kind: DiffKind
     fields: tuple[str, ...] = ()
     """Top-level attributes that differ (DIFFERENT only)."""
+    reason: str = ""
+    """DEAD_LETTERED only: the dead letter's error type and reason, and its position."""
+
+
+def dead_lettered(
+    differences: Iterable[Difference], letters: Mapping[str, tuple[str, str]]
+) -> list[Difference]:
+    """``differences`` with those of dead-lettered ids (id -> (reason, position)) named so."""
+    named = []
+    for difference in differences:
+        found = letters.get(difference.doc_id)
+        if found is None or difference.kind is DiffKind.EXTRA:
+            named.append(difference)
+        else:
+            reason, position = found
+            named.append(
+                Difference(
+                    difference.doc_id, DiffKind.DEAD_LETTERED, (), f"{reason} (dlq {position})"
+                )
+            )
+    return named
 
 
 def differing_fields(expected: Mapping[str, Any], actual: Mapping[str, Any]) -> tuple[str, ...]:
@@ -102,7 +126,7 @@ class VerifyReport:
             "equal_documents": self.equal_documents,
             "differences": dict(self.counts),
             "examples": [
-                {"id": d.doc_id, "kind": d.kind.value, "fields": list(d.fields)}
+                {"id": d.doc_id, "kind": d.kind.value, "fields": list(d.fields), "reason": d.reason}
                 for d in self.examples
             ],
         }
@@ -123,5 +147,6 @@ class VerifyReport:
             lines.append(f"  {kind.value} (first {len(shown)}{f', {more} more' if more else ''}):")
             for d in shown:
                 detail = f"  fields: {', '.join(d.fields)}" if d.fields else ""
+                detail += f"  {d.reason}" if d.reason else ""
                 lines.append(f"    {d.doc_id}{detail}")
         return "\n".join(lines)

@@ -74,6 +74,17 @@ class IndexReader:
                     )
         return found
 
+    def mappings(self, index: str) -> Mapping[str, Any] | None:
+        """The mappings of ``index`` (an alias: of the index it names); None if it is missing."""
+        try:
+            answer = self._request("GET", f"/{_path(index)}/_mapping")
+        except IndexMissing:
+            return None
+        for body in answer.values():
+            found = body.get("mappings") if isinstance(body, Mapping) else None
+            return found if isinstance(found, Mapping) else {}
+        return None
+
     def document(self, index: str, doc_id: str) -> StoredDocument | None:
         return self.documents(index, [doc_id]).get(doc_id)
 

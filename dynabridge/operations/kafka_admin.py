@@ -36,16 +36,23 @@ class KafkaAdmin:
         self._timeout_s = timeout_s
         self._consumer: Consumer | None = None
 
-    def partitions(self, topic: str) -> list[int]:
-        """The topic's partitions; asks for all topics, so a missing one is never auto-created."""
+    def exists(self, topic: str) -> bool:
+        found = self._metadata().topics.get(topic)
+        return found is not None and found.error is None
+
+    def _metadata(self) -> Any:
+        """All topics' metadata: asking for all means a missing topic is never auto-created."""
         try:
-            metadata = self._admin.list_topics(timeout=self._timeout_s)
+            return self._admin.list_topics(timeout=self._timeout_s)
         except KafkaException as error:
             raise OperationError(
                 f"cannot reach Kafka at {self._config['bootstrap.servers']}: {error} "
                 "(check kafka.bootstrap_servers and security settings)"
             ) from None
-        found = metadata.topics.get(topic)
+
+    def partitions(self, topic: str) -> list[int]:
+        """The topic's partitions."""
+        found = self._metadata().topics.get(topic)
         if found is None or found.error is not None:
             raise OperationError(
                 f"Kafka topic {topic} does not exist: the bridge creates it at start "

@@ -10,7 +10,7 @@ the checkpoint) is trimmed ``24 h - its age`` from now (age from ApproximateCrea
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any, Protocol
 
@@ -18,8 +18,10 @@ from bridge.contract import ContractError, topic_name
 from bridge.leases import SENTINELS, SHARD_END, TRIM_HORIZON, Lease
 from bridge.records import ShardSource
 from bridge.shards import Shard
+from consumers.indexer.documents import index_name
 from dynabridge.operations.dynamo import ShardScan, TableInfo
 from dynabridge.operations.errors import OperationError
+from dynabridge.operations.fields import FieldStatus, field_report
 from dynabridge.operations.offset_targets import GroupInfo, Watermarks
 
 RETENTION_S = 24 * 3600
@@ -36,6 +38,11 @@ class ShardList(Protocol):
 class StatusTables(Protocol):
     def describe(self, table: str) -> TableInfo: ...
     def shard_events(self, source: ShardSource, after: str | None, limit: int) -> ShardScan: ...
+
+
+class IndexMappings(Protocol):
+    def mappings(self, index: str) -> Mapping[str, Any] | None:
+        """The index's mappings; None when it does not exist."""
 
 
 class StatusKafka(Protocol):
@@ -97,6 +104,11 @@ class TableStatus:
     topic: str = ""
     shards: list[ShardStatus] = field(default_factory=list)
     partitions: list[PartitionStatus] = field(default_factory=list)
+    index: str = ""
+    managed_mapping: bool | None = None
+    """The index was created with dynabridge's mapping (None: not read, or no index yet)."""
+    fields: list[FieldStatus] = field(default_factory=list)
+    """Attributes not indexed as one field of their natural type, and why."""
     problems: list[str] = field(default_factory=list)
 
     @property
@@ -163,6 +175,7 @@ class StatusInputs:
     topic_prefix: str
     interval_s: float
     """Between the two lease reads; 0 reads once and reports no liveness."""
+    index_prefix: str = ""
 
 
 def collect(
@@ -172,6 +185,7 @@ def collect(
     leases: LeaseSource,
     kafka: StatusKafka,
     backfills: BackfillSource | None = None,
+    indices: IndexMappings | None = None,
     *,
     clock: Callable[[], float] = time.time,
     sleep: Callable[[float], None] = time.sleep,
@@ -205,7 +219,25 @@ def collect(
             _partitions(status, inputs, kafka)
         except (OperationError, ContractError) as error:
             status.problems.append(str(error))
+        if indices is not None:
+            try:
+                _fields(status, inputs, indices)
+            except OperationError as error:
+                status.problems.append(str(error))
     return report
+
+
+def _fields(status: TableStatus, inputs: StatusInputs, indices: IndexMappings) -> None:
+    status.index = index_name(inputs.index_prefix, status.table)
+    mappings = indices.mappings(status.index)
+    if mappings is None:
+        return
+    status.managed_mapping, status.fields = field_report(mappings)
+    if not status.managed_mapping:
+        status.problems.append(
+            f"index {status.index} was not created with dynabridge's mapping: items of mixed "
+            "types may be refused; rebuild it with `dynabridge reindex` (docs/indexer.md)"
+        )
 
 
 def _leases(leases: LeaseSource, report: StatusReport) -> list[Lease]:

@@ -88,6 +88,10 @@ def _table_text(table: TableStatus) -> list[str]:
             for p in table.partitions
         ]
         lines += columns(rows, "    ")
+    if table.fields:
+        lines.append(f"  index {table.index}: attributes not in one field of their own type")
+        for status in table.fields:
+            lines.append(f"    {status.attribute}: {'; '.join(status.notes)}")
     lines += [f"  problem: {problem}" for problem in table.problems]
     return lines
 

@@ -22,7 +22,7 @@ from bridge.contract import (
 from bridge.leases import Lease
 from bridge.records import ShardSource
 from bridge.shards import Shard
-from consumers.indexer.documents import doc_id, index_name, to_plain_json
+from consumers.indexer.documents import doc_id, index_name, source_document, to_plain_json
 from consumers.indexer.records import Record
 from dynabridge.operations.comparison import differing_fields
 from dynabridge.operations.dynamo import ShardScan, TableInfo
@@ -101,7 +101,7 @@ def trace(
         kafka, topic, where, marks, key_bytes, request.kafka_limit
     )
     stored = index_reader.document(index, identifier)
-    table_document = None if item is None else to_plain_json(item)
+    table_document = None if item is None else source_document(item)
     facts = Facts(
         table_document=table_document,
         stream=stream,

@@ -55,7 +55,7 @@ class KafkaChange:
 @dataclass(frozen=True, slots=True)
 class Facts:
     table_document: dict[str, Any] | None
-    """``to_plain_json`` of the item now in the table; None when it does not exist."""
+    """``source_document`` of the item now in the table; None when it does not exist."""
     stream: StreamChange | None
     kafka: KafkaChange | None
     kafka_scanned: int

@@ -8,16 +8,17 @@ be a change still in flight: ``trace`` the id, or verify again.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from typing import Protocol
 
 from bridge.contract import Item
-from consumers.indexer.documents import doc_id, to_plain_json
+from consumers.indexer.documents import doc_id, source_document
 from dynabridge.operations.comparison import (
     Difference,
     DiffKind,
     VerifyReport,
     compare_page,
+    dead_lettered,
 )
 from dynabridge.operations.dynamo import TableInfo
 from dynabridge.operations.errors import IndexMissing
@@ -47,7 +48,10 @@ def verify(
     index: str,
     sample: int,
     progress: Progress | None = None,
+    dead_letters: Mapping[str, tuple[str, str]] | None = None,
 ) -> VerifyReport:
+    """Compare ``table`` with ``index``; ids in ``dead_letters`` (id -> (reason, position)) that
+    differ are reported as dead-lettered, with their reason, not as missing or different."""
     info = tables.describe(table)
     report = VerifyReport(table, index, sample)
     try:
@@ -57,11 +61,13 @@ def verify(
     seen: set[str] = set()
     found_total = 0
     for items in tables.pages(table):
-        expected = {doc_id(info.key_schema.keys_of(item)): to_plain_json(item) for item in items}
+        expected = {doc_id(info.key_schema.keys_of(item)): source_document(item) for item in items}
         seen.update(expected)
         found = {} if index_count < 0 else index_reader.documents(index, list(expected))
         found_total += len(found)
         differences = compare_page(expected, {i: d.source for i, d in found.items()})
+        if dead_letters:
+            differences = dead_lettered(differences, dead_letters)
         report.add(differences)
         report.table_items += len(expected)
         report.equal_documents += len(expected) - len(differences)

@@ -24,9 +24,11 @@ import elasticsearch  # noqa: TID251 - the benchmark's reference is the raw clie
 from elasticsearch import helpers  # noqa: TID251
 
 from bridge.contract import ChangeEvent, EventName, Item
+from bridge.runtime.settings import SearchBackend as SearchBackendName
 from bridge.runtime.settings import SearchSettings
-from consumers.indexer.backend import build_backend, index_body
+from consumers.indexer.backend import build_backend
 from consumers.indexer.documents import build_action, doc_id, index_name, to_plain_json
+from consumers.indexer.templates import index_body
 
 CHUNK_DOCS = 1000
 """= indexer.batch_max_docs default, so both sides send bulks of the same size."""
@@ -185,7 +187,7 @@ def sample_events(count: int, seed: int = 7) -> list[ChangeEvent]:
 
 
 def _create(url: str, index: str) -> None:
-    body = index_body(SearchSettings())
+    body = index_body(SearchSettings(), SearchBackendName.ELASTICSEARCH)
     status = _http("PUT", f"{url}/{index}", body)
     if status >= 300:
         raise RuntimeError(f"creating {index}: HTTP {status}")

@@ -25,11 +25,22 @@ from confluent_kafka import Consumer, TopicPartition  # noqa: TID251 - tests rea
 from confluent_kafka._types import HeadersType  # noqa: TID251
 from confluent_kafka.admin import AdminClient  # noqa: TID251
 
-from bridge.contract import AttributeValue, ChangeEvent, EventName, Item, decode, kafka_key
+from bridge.contract import (
+    AttributeValue,
+    ChangeEvent,
+    EventName,
+    Item,
+    decode,
+    dlq_topic,
+    kafka_key,
+    topic_name,
+)
 from bridge.runtime.settings import load_settings
 from consumers.indexer.documents import index_name
+from dynabridge.operations.dead_letters import dead_lettered_ids, read_letters
 from dynabridge.operations.dynamo import DynamoTables
 from dynabridge.operations.index_reader import build_reader
+from dynabridge.operations.kafka_admin import KafkaAdmin
 from dynabridge.operations.verify import verify
 from tests.e2e.pipeline import Names
 from tests.e2e.workload import Ledger
@@ -382,16 +393,20 @@ def run_verify(
     interpreter start per table); the JSON report the command prints with ``--json``."""
     settings = load_settings(config)
     reader = build_reader(settings.search, settings.aws.region)
+    kafka = KafkaAdmin(settings.kafka)
     try:
+        letters = read_letters(kafka, dlq_topic(topic_name(settings.kafka.topic_prefix, table)))
         report = verify(
             DynamoTables(dynamodb, streams),
             reader,
             table=table,
             index=index_name(settings.search.index_prefix, table),
             sample=50,
+            dead_letters=dead_lettered_ids(letters),
         )
     finally:
         reader.close()
+        kafka.close()
     return report.as_json()
 
 

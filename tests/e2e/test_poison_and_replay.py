@@ -31,7 +31,8 @@ POISON_MAPPINGS = {"properties": {"amount": {"type": "long"}}}
 
 def test_mapping_conflicts_go_to_the_dlq_and_everything_else_is_indexed(e2e: E2E) -> None:
     """``amount`` is mapped ``long``; a few items carry it as an object (a mapping conflict the
-    engine answers with 400). Those, and only those, are dead-lettered."""
+    engine answers with 400). Those, and only those, are dead-lettered, no older version of
+    them is left in the index, and verify names them with their reason."""
     pipeline, ledgers = e2e.make(
         [KeyKind.S], overrides={"search": {"index_mappings": POISON_MAPPINGS}}
     )
@@ -62,13 +63,16 @@ def test_mapping_conflicts_go_to_the_dlq_and_everything_else_is_indexed(e2e: E2E
     poison_ids = {expected_id(ledger.keys[k]) for k in poisoned}
     report = run_verify(pipeline.config_path, table, e2e.dynamodb, e2e.streams)
     counts = {kind: n for kind, n in report["differences"].items() if n}
-    assert counts == {"missing": len(poison_ids)}, report
-    assert {e["id"] for e in report["examples"] if e["kind"] == "missing"} == poison_ids
+    assert counts == {"dead_lettered": len(poison_ids)}, report
+    named = [e for e in report["examples"] if e["kind"] == "dead_lettered"]
+    assert {e["id"] for e in named} == poison_ids
+    assert all("amount" in e["reason"] for e in named), "verify names the reason"
 
     history = topic_history(ledger, read_topic(e2e.kafka, topic))
     assert history.problems == []
     docs = index_documents(e2e.es_url, index)
     assert index_problems(ledger, history, docs, excluded=ledger.poison) == []
+    assert poison_ids.isdisjoint(docs), "no older version of a refused item looks current"
 
     letters = read_topic(e2e.kafka, pipeline.names.dlq(table))
     newest: dict[bytes, int] = defaultdict(int)

@@ -11,14 +11,14 @@ from typing import Any
 from hypothesis import given
 
 from bridge.contract import Item
-from consumers.indexer.documents import doc_id, to_plain_json
+from consumers.indexer.documents import doc_id, source_document
 from tests.oracle import expected_id, expected_source
 from tests.unit.contract.contract_strategies import items, primary_keys
 
 
 @given(items)
 def test_documents_follow_the_documented_rules(item: Item) -> None:
-    assert to_plain_json(item) == expected_source(item)
+    assert source_document(item) == expected_source(item)
 
 
 @given(primary_keys)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import json
 import random
+import threading
 import time
 import urllib.error
 import urllib.request
@@ -23,6 +24,8 @@ from confluent_kafka.admin._listoffsets import OffsetSpec  # noqa: TID251
 from confluent_kafka.cimpl import NewTopic  # noqa: TID251
 
 from bridge.contract import PARTITIONER, ChangeEvent, Encoder, EventName, headers, kafka_key
+from bridge.runtime.settings import Settings
+from consumers.indexer.main import run_indexer
 from tests.oracle import expected_id, expected_source
 
 BASE_VERSION = 1_700_000_000 * 1_000_000
@@ -205,3 +208,63 @@ def index_documents(url: str, index: str) -> dict[str, tuple[int, dict[str, Any]
 
 def sources(url: str, index: str) -> dict[str, dict[str, Any]]:
     return {key: source for key, (_, source) in index_documents(url, index).items()}
+
+
+@dataclass
+class Pipeline:
+    bootstrap: str
+    backend: str
+    url: str
+    table: str
+    topic: str
+    group: str
+    index: str
+
+    def settings(self, url: str | None = None, **indexer: Any) -> Settings:
+        return Settings.model_validate(
+            {
+                "kafka": {"bootstrap_servers": self.bootstrap, "topic_prefix": "it."},
+                "topics": {"partitions": 1},
+                "indexer": {
+                    "group_id": self.group,
+                    "tables": [self.table],
+                    "session_timeout_ms": 6000,
+                    "batch_max_docs": 200,
+                    "linger_ms": 20,
+                    "retry_initial_backoff_s": 0.2,
+                    "retry_max_backoff_s": 2.0,
+                    "shutdown_timeout_s": 5.0,
+                    **indexer,
+                },
+                "search": {
+                    "backend": self.backend,
+                    "hosts": [url or self.url],
+                    "index_prefix": "it-",
+                    "request_timeout_s": 5,
+                    "index_settings": {"number_of_replicas": 0},
+                },
+                "metrics": {"port": 0},
+            }
+        )
+
+    def done(self) -> bool:
+        return fully_committed(self.bootstrap, self.group, self.topic)
+
+
+class Running:
+    """``run_indexer`` in a thread, stopped like SIGTERM would stop it."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.stop = threading.Event()
+        self.code: int | None = None
+        self.thread = threading.Thread(target=self._run, args=(settings,), daemon=True)
+        self.thread.start()
+
+    def _run(self, settings: Settings) -> None:
+        self.code = run_indexer(settings, self.stop)
+
+    def finish(self, timeout_s: float = 30) -> int | None:
+        self.stop.set()
+        self.thread.join(timeout_s)
+        assert not self.thread.is_alive(), "indexer did not stop within its shutdown timeout"
+        return self.code

@@ -5,29 +5,20 @@ Each test owns a topic, a consumer group and an index (unique names) on the shar
 
 from __future__ import annotations
 
-import threading
 import time
-from collections.abc import Callable, Iterator
-from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlsplit
 
-import pytest
 from confluent_kafka import Consumer  # noqa: TID251 - tests build real clients
 
-from bridge.contract import EventName, dlq_topic, topic_name
-from bridge.runtime.settings import Settings
-from consumers.indexer.documents import index_name
-from consumers.indexer.main import run_indexer
+from bridge.contract import EventName, dlq_topic
 from tests.integration.indexer.indexer_harness import (
     BASE_VERSION,
+    Pipeline,
+    Running,
     change,
     committed,
-    create_topic,
-    delete_topics,
-    fully_committed,
     group_members,
-    http,
     index_documents,
     produce,
     produce_raw,
@@ -37,88 +28,6 @@ from tests.integration.indexer.indexer_harness import (
 )
 from tests.integration.indexer.proxy import TcpProxy
 from tests.polling import wait_for
-
-PARTITIONS = 3
-
-
-@pytest.fixture(params=["elasticsearch", "opensearch"])
-def engine(request: pytest.FixtureRequest) -> tuple[str, str]:
-    fixture = "es_url" if request.param == "elasticsearch" else "opensearch_url"
-    return request.param, request.getfixturevalue(fixture)
-
-
-@dataclass
-class Pipeline:
-    bootstrap: str
-    backend: str
-    url: str
-    table: str
-    topic: str
-    group: str
-    index: str
-
-    def settings(self, url: str | None = None, **indexer: Any) -> Settings:
-        return Settings.model_validate(
-            {
-                "kafka": {"bootstrap_servers": self.bootstrap, "topic_prefix": "it."},
-                "topics": {"partitions": 1},
-                "indexer": {
-                    "group_id": self.group,
-                    "tables": [self.table],
-                    "session_timeout_ms": 6000,
-                    "batch_max_docs": 200,
-                    "linger_ms": 20,
-                    "retry_initial_backoff_s": 0.2,
-                    "retry_max_backoff_s": 2.0,
-                    "shutdown_timeout_s": 5.0,
-                    **indexer,
-                },
-                "search": {
-                    "backend": self.backend,
-                    "hosts": [url or self.url],
-                    "index_prefix": "it-",
-                    "request_timeout_s": 5,
-                    "index_settings": {"number_of_replicas": 0},
-                },
-                "metrics": {"port": 0},
-            }
-        )
-
-    def done(self) -> bool:
-        return fully_committed(self.bootstrap, self.group, self.topic)
-
-
-@pytest.fixture
-def pipeline(
-    kafka_bootstrap: str, engine: tuple[str, str], unique_name: Callable[[str], str]
-) -> Iterator[Pipeline]:
-    backend, url = engine
-    table = unique_name("orders")
-    topic = topic_name("it.", table)
-    create_topic(kafka_bootstrap, topic, PARTITIONS)
-    index = index_name("it-", table)
-    yield Pipeline(kafka_bootstrap, backend, url, table, topic, unique_name("indexer"), index)
-    delete_topics(kafka_bootstrap, [topic, dlq_topic(topic)])
-    http("DELETE", f"{url}/{index}")
-
-
-class Running:
-    """``run_indexer`` in a thread, stopped like SIGTERM would stop it."""
-
-    def __init__(self, settings: Settings) -> None:
-        self.stop = threading.Event()
-        self.code: int | None = None
-        self.thread = threading.Thread(target=self._run, args=(settings,), daemon=True)
-        self.thread.start()
-
-    def _run(self, settings: Settings) -> None:
-        self.code = run_indexer(settings, self.stop)
-
-    def finish(self, timeout_s: float = 30) -> int | None:
-        self.stop.set()
-        self.thread.join(timeout_s)
-        assert not self.thread.is_alive(), "indexer did not stop within its shutdown timeout"
-        return self.code
 
 
 def test_stream_reaches_the_final_state_and_redelivery_changes_nothing(pipeline: Pipeline) -> None:
@@ -171,7 +80,7 @@ def test_a_mapping_conflict_goes_to_the_dead_letter_topic_and_the_rest_is_indexe
         pipeline.table, "bad", BASE_VERSION + 100, EventName.INSERT, n={"S": "not a number"}
     )
     produce(pipeline.bootstrap, pipeline.topic, [*good[:10], bad, *good[10:]])
-    produce_raw(pipeline.bootstrap, pipeline.topic, b"junk-key", b"\x00not avro")
+    produce_raw(pipeline.bootstrap, pipeline.topic, b"junk-key", b"\xffnot avro")
     settings = pipeline.settings().model_copy(
         update={
             "search": pipeline.settings().search.model_copy(
@@ -203,7 +112,7 @@ def test_a_mapping_conflict_goes_to_the_dead_letter_topic_and_the_rest_is_indexe
     assert head["table"] == pipeline.table  # the record's own headers travel with it
     assert b"not a number" in message.value()
     raw, raw_head = by_type["undecodable"]
-    assert (raw.key(), raw.value()) == (b"junk-key", b"\x00not avro")
+    assert (raw.key(), raw.value()) == (b"junk-key", b"\xffnot avro")
     assert raw_head["dlq.status"] == "0"
 
 

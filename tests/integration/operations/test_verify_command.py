@@ -64,7 +64,7 @@ def test_verify_reports_each_kind_of_difference_then_equal(pipeline: Pipeline) -
     result = pipeline.run("verify", "--table", pipeline.table, "--json", "--quiet")
     assert result.exit_code == ExitCode.DIFFERENT, result.output
     report = json.loads(result.stdout)
-    assert report["differences"] == {"missing": 1, "extra": 1, "different": 1}
+    assert report["differences"] == {"missing": 1, "extra": 1, "different": 1, "dead_lettered": 0}
     assert report["table_items"] == 5
     assert report["equal_documents"] == 3
     examples = {(e["kind"], e["id"]): e["fields"] for e in report["examples"]}

@@ -28,6 +28,7 @@ from bridge.contract import (
     Origin,
     SchemaRegistry,
     SchemaRegistryError,
+    UnknownSchema,
     decode,
     dumps_item,
     loads_item,
@@ -190,14 +191,27 @@ def test_snapshot_events_round_trip_and_sort_before_the_scan() -> None:
         (b"\x01\x02\x03", "unknown framing: value starts with 0102"),
         (b"{", "unknown framing"),
         (b"\xc3\x01\x00", "truncated"),
-        (b"\xc3\x01" + b"\x00" * 8 + b"\x00", "unknown schema fingerprint 0000000000000000"),
         (b"\x00\x00\x00", "truncated"),
-        (b"\x00\x00\x00\x00\x07" + b"\x00" * 20, "needs a schema registry"),
     ],
 )
-def test_unknown_framing_and_fingerprints_are_refused(value: bytes, complaint: str) -> None:
+def test_unknown_framing_is_refused(value: bytes, complaint: str) -> None:
     with pytest.raises(ContractError, match=complaint):
         decode(value)
+
+
+@pytest.mark.parametrize(
+    ("value", "complaint"),
+    [
+        (b"\xc3\x01" + b"\x00" * 8 + b"\x00", "unknown schema fingerprint 0000000000000000"),
+        (b"\x00\x00\x00\x00\x07" + b"\x00" * 20, "kafka.schema_registry_url"),
+    ],
+)
+def test_a_schema_this_reader_cannot_have_is_not_the_records_fault(
+    value: bytes, complaint: str
+) -> None:
+    with pytest.raises(UnknownSchema, match=complaint) as raised:
+        decode(value)
+    assert not isinstance(raised.value, ContractError), "it must never be dead-lettered"
 
 
 def test_every_truncation_is_refused() -> None:
@@ -337,8 +351,13 @@ def test_unknown_schema_ids_and_unreachable_registries_are_clear_errors(
     registry_stub: tuple[str, type[_Registry]],
 ) -> None:
     url, _ = registry_stub
-    with pytest.raises(SchemaRegistryError, match="HTTP 404 40403 Schema not found"):
+    with pytest.raises(UnknownSchema, match="HTTP 404 40403 Schema not found"):
         decode(b"\x00\x00\x00\x00\x07" + b"\x00" * 10, SchemaRegistry(url))
+    with pytest.raises(SchemaRegistryError, match="failed") as unreachable:
+        decode(b"\x00\x00\x00\x00\x07" + b"\x00" * 10, SchemaRegistry("http://127.0.0.1:9"))
+    assert unreachable.value.status is None
+    assert not unreachable.value.refused
+    assert not isinstance(unreachable.value, ContractError), "it must never be dead-lettered"
     with pytest.raises(SchemaRegistryError, match="failed"):
         Encoder(SchemaRegistry("http://127.0.0.1:9", timeout_s=2))
     with pytest.raises(SchemaRegistryError, match="http"):

@@ -11,7 +11,7 @@ import pytest
 from bridge.runtime.settings import SearchBackend as BackendName
 from bridge.runtime.settings import SearchSettings
 from consumers.indexer.actions import Action, ActionKind, ItemResult
-from consumers.indexer.backend import IndexingBackend, build_backend, index_body
+from consumers.indexer.backend import IndexingBackend, build_backend
 from consumers.indexer.bulk import BodyEncoder, MalformedResponse, results
 from consumers.search.errors import RequestTooLarge, SearchError, SearchUnavailable
 
@@ -93,6 +93,10 @@ class FakeClient:
         self.bulks: list[int] = []
         self.exists: set[str] = set()
         self.reply: Mapping[str, Any] | None = None
+        self.templates: dict[str, dict[str, Any]] = {}
+        self.mappings: dict[str, dict[str, Any]] = {}
+        """Of each index this fake created: the template's at that moment (as the engines do)."""
+        self.bodies: list[bytes] = []
 
     def request(
         self,
@@ -104,6 +108,13 @@ class FakeClient:
         headers: Mapping[str, str] | None = None,
         timeout_s: float | None = None,
     ) -> Mapping[str, Any]:
+        if method == "PUT" and path.startswith("/_index_template/"):
+            assert isinstance(body, Mapping)
+            self.templates[path.rsplit("/", 1)[1]] = dict(body)
+            return {"acknowledged": True}
+        if method == "GET" and path.endswith("/_mapping"):
+            index = path.split("/")[1]
+            return {index: {"mappings": self.mappings.get(index, {})}}
         if method == "PUT":
             index = path.lstrip("/")
             self.created.append(index)
@@ -112,11 +123,14 @@ class FakeClient:
                     "exists", status=400, error_type="resource_already_exists_exception"
                 )
             self.exists.add(index)
+            template = self.templates.get(f"dynabridge.{index}")
+            self.mappings[index] = template["template"]["mappings"] if template else {}
             return {"acknowledged": True}
         assert (method, path) == ("POST", "/_bulk")
         assert isinstance(body, bytes)
         if len(body) > self.max_bytes:
             raise RequestTooLarge("HTTP 413", status=413)
+        self.bodies.append(body)
         lines = _lines(body)
         count = sum(1 for line in lines if "index" in line or "delete" in line)
         self.bulks.append(count)
@@ -163,34 +177,6 @@ def test_a_mismatched_response_is_unavailable_so_the_bulk_is_retried() -> None:
         IndexingBackend(client, SearchSettings()).bulk([_index("1")])
 
 
-def test_index_body_adds_gc_deletes_and_replicas_without_overriding_the_user() -> None:
-    body = index_body(
-        SearchSettings(
-            index_settings={"index": {"number_of_shards": 3}, "refresh_interval": "5s"},
-            index_mappings={"dynamic": "false"},
-            gc_deletes="30m",
-        )
-    )
-    assert body == {
-        "settings": {
-            "index.number_of_shards": 3,
-            "index.refresh_interval": "5s",
-            "index.gc_deletes": "30m",
-            "index.auto_expand_replicas": "0-1",
-        },
-        "mappings": {"dynamic": "false"},
-    }
-    user_replicas = index_body(SearchSettings(index_settings={"number_of_replicas": 2}))
-    assert user_replicas["settings"]["index.number_of_replicas"] == 2
-    assert "index.auto_expand_replicas" not in user_replicas["settings"]
-    assert "mappings" not in user_replicas
-
-
-def test_gc_deletes_has_one_home() -> None:
-    with pytest.raises(SearchError, match=r"search\.gc_deletes"):
-        index_body(SearchSettings(index_settings={"index.gc_deletes": "5m"}))
-
-
 def test_sigv4_signs_with_the_standard_chain_and_needs_a_region(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
@@ -219,3 +205,29 @@ def test_auth_that_the_engine_cannot_do_is_refused_at_start(
 ) -> None:
     with pytest.raises(SearchError, match=message):
         build_backend(SearchSettings(**options))
+
+
+def test_typed_fields_go_only_into_indices_created_with_the_managed_mapping() -> None:
+    client = FakeClient()
+    client.exists.add("legacy")  # created before, without a template: plain documents only
+    backend = IndexingBackend(client, SearchSettings())
+    typed = {"v": {"N": 1}}
+    backend.bulk([
+        Action(ActionKind.INDEX, "orders", "1", 1, {"v": 1}, typed),
+        Action(ActionKind.INDEX, "legacy", "1", 1, {"v": 1}, typed),
+    ])  # fmt: skip
+    lines = _lines(client.bodies[-1])
+    assert lines[1] == {"v": 1, "ddb": {"v": {"N": 1}}}
+    assert lines[3] == {"v": 1}
+    assert "dynabridge.orders" in client.templates
+    template = client.templates["dynabridge.orders"]
+    assert template["index_patterns"] == ["orders", "orders~*"]
+    assert template["template"]["mappings"]["dynamic"] is False
+
+
+def test_without_templates_the_index_is_created_with_the_managed_body() -> None:
+    client = FakeClient()
+    backend = IndexingBackend(client, SearchSettings(index_templates=False))
+    backend.ensure_index("orders")
+    assert client.templates == {}
+    assert client.created == ["orders"]

@@ -20,9 +20,9 @@ from consumers.indexer.documents import (
     doc_id,
     index_collisions,
     index_name,
-    plain_number,
     to_plain_json,
 )
+from consumers.indexer.numbers import plain_number
 
 # DynamoDB strings are UTF-8, so they never hold a lone surrogate (category Cs).
 _UNICODE = st.characters(codec="utf-8")
@@ -263,8 +263,21 @@ def _event(name: EventName, image: Item | None, version: int = 7) -> ChangeEvent
 def test_insert_and_modify_index_the_whole_image(name: EventName) -> None:
     image: Item = {"pk": {"S": "o1"}, "total": {"N": "9.5"}}
     assert build_action(_event(name, image), "ddb-") == Action(
-        ActionKind.INDEX, "ddb-orders", "o1", 7, {"pk": "o1", "total": 9.5}
+        ActionKind.INDEX,
+        "ddb-orders",
+        "o1",
+        7,
+        {"pk": "o1", "total": 9.5},
+        {"pk": {"S": "o1"}, "total": {"N": 9.5}},
     )
+
+
+def test_names_the_engines_refuse_are_renamed_in_source_and_typed_fields() -> None:
+    image: Item = {"pk": {"S": "o1"}, "_id": {"S": "x"}, "ddb": {"N": "1"}, ".": {"BOOL": True}}
+    action = build_action(_event(EventName.INSERT, image), "")
+    assert action.document == {"pk": "o1", "~_id": "x", "~ddb": 1, "~%2E": True}
+    assert action.typed is not None
+    assert set(action.typed) == {"pk", "~_id", "~ddb", "~%252E"}  # shadow keys escape %
 
 
 def test_remove_deletes() -> None:

@@ -10,9 +10,10 @@ from functools import partial
 
 import pytest
 
-from bridge.contract import ChangeEvent, EventName, decode
+from bridge.contract import ChangeEvent, EventName, SchemaRegistryError, UnknownSchema, decode
 from bridge.runtime.backoff import Backoff
 from bridge.runtime.health import Heartbeat
+from bridge.runtime.settings import ConfigError
 from consumers.indexer.actions import Action, ItemResult
 from consumers.indexer.batching import Limits
 from consumers.indexer.metrics import IndexerMetrics
@@ -40,10 +41,11 @@ class Rig:
         partitions: tuple[Partition, ...] = (P0,),
         max_docs: int = 100,
         decode: Callable[[bytes], ChangeEvent] = decode,
+        search: FakeSearch | None = None,
     ) -> None:
-        self.clock = FakeClock()
+        self.clock = FakeClock() if search is None else search.clock
         self.consumer = FakeConsumer(self.clock, assignment=partitions)
-        self.search = FakeSearch(self.clock)
+        self.search = FakeSearch(self.clock) if search is None else search
         self.dlq = FakeDeadLetters()
         self.metrics = IndexerMetrics()
         config = LoopConfig(
@@ -180,7 +182,7 @@ def test_mapping_errors_go_to_the_dead_letter_topic_then_settle() -> None:
     rig.consumer.add(
         record(P0, 0, event("a", 1)),
         record(P0, 1, event("bad", 2)),
-        record(P0, 2, b"\x00garbage"),
+        record(P0, 2, b"\xffgarbage"),
         record(P0, 3, event("c", 3)),
     )
 
@@ -201,7 +203,7 @@ def test_mapping_errors_go_to_the_dead_letter_topic_then_settle() -> None:
     assert (mapping.status, mapping.index, mapping.attempts) == (400, "orders", 1)
     assert mapping.record.offset == 1
     assert mapping.record.headers == (("h", b"1"),)
-    assert by_type["undecodable"].record.value == b"\x00garbage"
+    assert by_type["undecodable"].record.value == b"\xffgarbage"
     assert rig.consumer.committed(P0) == 4
     assert (
         rig.count("dynabridge_indexer_documents_total", table="orders", result="dead_lettered") == 2
@@ -387,3 +389,85 @@ def test_malformed_images_on_the_trusted_decode_path_are_dead_lettered_not_dropp
     assert "malformed attribute v" in rig.dlq.letters[0].reason
     assert set(rig.search.docs) == {("orders", "a"), ("orders", "e")}
     assert rig.consumer.committed(P0) == 5
+
+
+def test_a_refused_change_leaves_no_older_version_looking_current() -> None:
+    rig = Rig()
+    rig.consumer.add(record(P0, 0, event("a", 1)))
+    rig.consumer.stop_when = lambda: _all_settled(rig, P0, 1)
+    rig.run()
+    assert ("orders", "a") in rig.search.docs, "the premise: an older version is indexed"
+
+    rig = Rig(search=rig.search)  # a later run of the loop over the same engine
+    rig.consumer.add(record(P0, 1, event("a", 2)), record(P0, 2, event("b", 3)))
+    refused = ItemResult(400, "document_parsing_exception", "strict")
+    rig.search.script.append(
+        lambda actions: [refused if a.doc_id == "a" else rig.search.apply(a) for a in actions]
+    )
+    rig.consumer.stop_when = lambda: _all_settled(rig, P0, 3)
+    rig.run()
+    assert [letter.record.offset for letter in rig.dlq.letters] == [1]
+    assert ("orders", "a") not in rig.search.docs, "the version before the refused one is gone"
+    assert rig.search.tombstones[("orders", "a")][0] == 2, "deleted at the refused version"
+    assert ("orders", "b") in rig.search.docs
+    assert rig.consumer.committed(P0) == 3
+    assert rig.count("dynabridge_indexer_documents_total", table="orders", result="deleted") == 0
+    dead = rig.count("dynabridge_indexer_documents_total", table="orders", result="dead_lettered")
+    assert dead == 1
+
+
+def _flaky_registry(failures: int, error: Exception) -> Callable[[bytes], ChangeEvent]:
+    """A decode whose registry look-ups fail ``failures`` times with ``error``, then work."""
+    left = [failures]
+
+    def decode_(value: bytes) -> ChangeEvent:
+        if left[0] > 0:
+            left[0] -= 1
+            raise error
+        return decode(value)
+
+    return decode_
+
+
+def test_an_unreachable_registry_pauses_and_retries_and_never_dead_letters() -> None:
+    error = SchemaRegistryError("schema registry GET /schemas/ids/3 failed: refused")
+    rig = Rig(decode=_flaky_registry(3, error))
+    rig.consumer.add(*(record(P0, i, event(doc, i + 1)) for i, doc in enumerate("abc")))
+    paused_while_waiting: list[bool] = []
+    rig.consumer.before_consume.append(lambda c: paused_while_waiting.append(P0 in c.paused))
+    rig.consumer.stop_when = lambda: _all_settled(rig, P0, 3)
+    rig.run()
+    assert rig.dlq.letters == []
+    assert sorted(doc for _, doc in rig.search.docs) == ["a", "b", "c"]
+    assert rig.consumer.committed(P0) == 3
+    assert rig.consumer.consumes_while_paused > 0, "it kept polling while it waited"
+    assert rig.clock.now >= 1000.0 + 0.5 + 1.0 + 2.0, "three backoffs (draw=1: their ceilings)"
+
+
+def test_commits_never_pass_a_record_waiting_for_its_schema() -> None:
+    error = SchemaRegistryError("schema registry GET /schemas/ids/3: HTTP 503", status=503)
+    rig = Rig(decode=_flaky_registry(10**6, error))
+    rig.consumer.add(*(record(P0, i, event(doc, i + 1)) for i, doc in enumerate("ab")))
+    rig.consumer.deadline = rig.clock.now + 60.0
+    rig.run()
+    assert rig.dlq.letters == []
+    assert rig.consumer.committed(P0) is None
+    assert rig.search.docs == {}
+
+
+@pytest.mark.parametrize(
+    ("error", "raised", "message"),
+    [
+        (SchemaRegistryError("HTTP 401 Unauthorized", status=401), ConfigError, "credentials"),
+        (UnknownSchema("unknown schema fingerprint 00ff"), IndexerFatal, "deploy an indexer"),
+    ],
+)
+def test_a_registry_refusal_or_an_unknown_schema_stops_without_a_dead_letter(
+    error: Exception, raised: type[Exception], message: str
+) -> None:
+    rig = Rig(decode=_flaky_registry(1, error))
+    rig.consumer.add(record(P0, 0, event("a", 1)), record(P0, 1, event("b", 2)))
+    with pytest.raises(raised, match=message):
+        rig.run()
+    assert rig.dlq.letters == []
+    assert rig.consumer.committed(P0) is None

@@ -123,7 +123,7 @@ def test_verify_equal_skips_the_id_scan_and_reports_progress() -> None:
 def test_verify_finds_extra_missing_and_different() -> None:
     index = FakeIndex({"i0": {"id": "i0", "n": 0}, "i1": {"id": "i1", "n": 9}, "zz": {}})
     report = verify(FakeTable(ITEMS), index, table="t", index="t", sample=5)
-    assert report.counts == {"missing": 1, "extra": 1, "different": 1}
+    assert report.counts == {"missing": 1, "extra": 1, "different": 1, "dead_lettered": 0}
     assert index.id_scans == 1
 
 
