@@ -239,7 +239,11 @@ def _avro_binary(event: ChangeEvent, shard_string: Callable[[str], bytes] = _str
 
 
 def decode(
-    value: bytes, registry: SchemaRegistry | None = None, *, validate: bool = True
+    value: bytes,
+    registry: SchemaRegistry | None = None,
+    *,
+    validate: bool = True,
+    old_image: bool = True,
 ) -> ChangeEvent:
     """The change event in a Kafka value of either framing; :class:`ContractError` if not one.
 
@@ -249,6 +253,8 @@ def decode(
     The Avro envelope and the keys are always checked in full. ``validate=False`` is the trusted
     path for a consumer that checks the image values it uses as it converts them (the indexer's
     ``to_plain_json``): images are parsed and B/BS turned into bytes, nothing more.
+    ``old_image=False`` is for a consumer that never reads the old image (the indexer): it is
+    not parsed, and the event carries None instead.
     """
     if value[:2] == SINGLE_OBJECT_MAGIC:
         if len(value) < _SINGLE_OBJECT_HEADER_BYTES:
@@ -259,7 +265,7 @@ def decode(
                 f"unknown schema fingerprint {value[2:_SINGLE_OBJECT_HEADER_BYTES].hex()}; this "
                 f"build reads {sorted(fp.hex() for fp in KNOWN_FINGERPRINTS)} (upgrade the reader)"
             )
-        return _read(value, _SINGLE_OBJECT_HEADER_BYTES, writer, None, validate)
+        return _read(value, _SINGLE_OBJECT_HEADER_BYTES, writer, None, validate, old_image)
     if value[:1] == CONFLUENT_MAGIC:
         if len(value) < _CONFLUENT_HEADER_BYTES:
             raise ContractError(f"value truncated: {len(value)} bytes, shorter than its header")
@@ -270,7 +276,7 @@ def decode(
                 "schema registry: set kafka.schema_registry_url"
             )
         writer, reader = _registry_schemas(registry.schema_by_id(schema_id))
-        return _read(value, _CONFLUENT_HEADER_BYTES, writer, reader, validate)
+        return _read(value, _CONFLUENT_HEADER_BYTES, writer, reader, validate, old_image)
     if not value:
         raise ContractError("value is empty; expected an Avro change event")
     raise ContractError(
@@ -301,7 +307,12 @@ Fields = tuple[
 
 
 def _read(
-    value: bytes, offset: int, writer: Schema, reader: Schema | None, validate: bool
+    value: bytes,
+    offset: int,
+    writer: Schema,
+    reader: Schema | None,
+    validate: bool,
+    with_old_image: bool = True,
 ) -> ChangeEvent:
     fields = _fast_fields(value, offset) if writer is _READ_SCHEMA and reader is None else None
     if fields is None:
@@ -320,7 +331,9 @@ def _read(
         version=version,
         keys=_item("keys", keys, loads_item),
         new_image=None if new_image is None else _item("new_image", new_image, load),
-        old_image=None if old_image is None else _item("old_image", old_image, load),
+        old_image=(
+            None if old_image is None or not with_old_image else _item("old_image", old_image, load)
+        ),
         ttl_delete=ttl_delete,
         origin=origin,
     )

@@ -26,7 +26,7 @@ from bridge.contract import (
 from consumers.indexer.actions import Action, ActionKind
 from consumers.indexer.names import needs_renaming, source_name
 from consumers.indexer.numbers import plain_number
-from consumers.indexer.typed_fields import TypedFieldRules, typed_fields
+from consumers.indexer.typed_fields import TypedFieldRules, typed_from_source
 
 MAX_ID_BYTES = 512
 """Elasticsearch and OpenSearch reject longer ``_id`` values."""
@@ -207,14 +207,26 @@ def _plain_set_or_binary(value: AttributeValue) -> Any:
     if _is_set(strings := value.get("SS"), str):
         return sorted(strings)
     if _is_set(numbers := value.get("NS"), str):
-        if len({normalize_number(member) for member in numbers}) != len(numbers):
-            raise _NotPlainError
-        return [plain_number(member) for member in sorted(numbers, key=Decimal)]
+        return _plain_number_set(numbers)
     if type(binary := value.get("B")) is bytes:
         return base64.b64encode(binary).decode("ascii")
     if _is_set(binaries := value.get("BS"), bytes):
         return [base64.b64encode(member).decode("ascii") for member in sorted(binaries)]
     raise _NotPlainError
+
+
+def _plain_number_set(numbers: list[str]) -> list[Any]:
+    """An NS as its members by value, each by the number rule; members that name one number
+    (``1`` and ``1.0``) are not a set."""
+    plain = [plain_number(member) for member in numbers]
+    if all(type(value) is not str for value in plain):
+        # Ints and floats from plain_number are exact: they compare and sort by value.
+        if len(set(plain)) != len(plain):
+            raise _NotPlainError
+        return sorted(plain)
+    if len({normalize_number(member) for member in numbers}) != len(numbers):
+        raise _NotPlainError
+    return [plain_number(member) for member in sorted(numbers, key=Decimal)]
 
 
 def _is_set(payload: Any, member_type: type) -> TypeGuard[list[Any]]:
@@ -249,7 +261,7 @@ def build_action(
     document = source_document(image)
     if any(name not in document for name in image):  # renamed: typed fields use _source names
         image = {source_name(name): value for name, value in image.items()}
-    typed = typed_fields(image, rules or TypedFieldRules())
+    typed = typed_from_source(image, document, rules or TypedFieldRules())
     return Action(
         ActionKind.INDEX,
         index,

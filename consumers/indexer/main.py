@@ -92,7 +92,7 @@ def _run(
             stop,
             # The envelope and keys are always checked; the new image is checked while
             # to_plain_json converts it, so a malformed one is dead-lettered, never lost.
-            decode=partial(decode, registry=registry, validate=False),
+            decode=partial(decode, registry=registry, validate=False, old_image=False),
         )
         log.info("indexing %s into %s", ", ".join(tables_by_topic), settings.search.backend.value)
         # What exists now (modules, clients, settings) lives as long as the process: frozen, it

@@ -1,10 +1,11 @@
-"""The raw-client limit: docs/s of ``elasticsearch.helpers.streaming_bulk`` on given documents.
+"""The raw-client limit: docs/s of the engine client's own ``streaming_bulk`` helper.
 
 The indexer benchmark divides its own docs/s by :func:`raw_client_docs_per_s` on the same
-documents, same node, same run. Run as a script for the search side alone (events -> actions ->
-``SearchBackend.bulk``) against that limit::
+documents (the bodies the indexer sends: ``_source`` and typed fields), into an index with the
+same managed mapping, same node, same run. Run as a script for the search side alone (events ->
+actions -> ``SearchBackend.bulk``) against that limit::
 
-    python tests/bench/bench_search.py --url http://127.0.0.1:9200 --docs 20000 --rounds 5
+    python -m tests.bench.bench_search --engine elasticsearch --docs 20000 --rounds 5
 """
 
 from __future__ import annotations
@@ -21,15 +22,21 @@ from dataclasses import dataclass
 from typing import Any
 
 import elasticsearch  # noqa: TID251 - the benchmark's reference is the raw client
+import opensearchpy  # noqa: TID251
 from elasticsearch import helpers  # noqa: TID251
+from opensearchpy import helpers as os_helpers  # noqa: TID251
 
 from bridge.contract import ChangeEvent, EventName, Item
 from bridge.runtime.settings import SearchBackend as SearchBackendName
 from bridge.runtime.settings import SearchSettings
 from consumers.indexer.backend import build_backend
-from consumers.indexer.documents import build_action, doc_id, index_name, to_plain_json
+from consumers.indexer.documents import build_action, doc_id, index_name
 from consumers.indexer.templates import index_body
 
+ENGINE_URLS = {
+    SearchBackendName.ELASTICSEARCH: "http://127.0.0.1:9200",
+    SearchBackendName.OPENSEARCH: "http://127.0.0.1:9201",
+}
 CHUNK_DOCS = 1000
 """= indexer.batch_max_docs default, so both sides send bulks of the same size."""
 CHUNK_BYTES = 5 * 1024 * 1024
@@ -44,12 +51,22 @@ class Measurement:
     part of the cost that is ours, steadier than docs/s on a shared machine."""
 
 
+def bodies(events: Sequence[ChangeEvent]) -> list[dict[str, Any]]:
+    """What the indexer sends for each event into a managed index: ``_source`` + ``ddb``."""
+    out = []
+    for event in events:
+        action = build_action(event, "")
+        out.append({**(action.document or {}), "ddb": action.typed or {}})
+    return out
+
+
 def raw_client_docs_per_s(
     url: str,
     documents: Sequence[dict[str, Any]],
     ids: Sequence[str] | None = None,
     versions: Sequence[int] | None = None,
     chunk_docs: int = CHUNK_DOCS,
+    engine: SearchBackendName = SearchBackendName.ELASTICSEARCH,
 ) -> float:
     """Index ``documents`` with the raw client's bulk helper into a fresh index; docs/s.
 
@@ -57,7 +74,7 @@ def raw_client_docs_per_s(
     version lookup per id instead of the append-only fast path of auto ids. The index gets the
     managed indices' settings; it is created before and deleted after the timed part.
     """
-    return measure_raw_client(url, documents, ids, versions, chunk_docs).docs_per_s
+    return measure_raw_client(url, documents, ids, versions, chunk_docs, engine).docs_per_s
 
 
 def measure_raw_client(
@@ -66,14 +83,20 @@ def measure_raw_client(
     ids: Sequence[str] | None = None,
     versions: Sequence[int] | None = None,
     chunk_docs: int = CHUNK_DOCS,
+    engine: SearchBackendName = SearchBackendName.ELASTICSEARCH,
 ) -> Measurement:
     """:func:`raw_client_docs_per_s` with the client-side CPU per document."""
     index = f"bench-raw-{uuid.uuid4().hex[:8]}"
-    client = elasticsearch.Elasticsearch(url, request_timeout=120)
-    _create(url, index)
+    _create(url, index, engine)
+    if engine is SearchBackendName.OPENSEARCH:
+        client: Any = opensearchpy.OpenSearch(url, timeout=120)
+        bulk: Any = os_helpers.streaming_bulk
+    else:
+        client = elasticsearch.Elasticsearch(url, request_timeout=120)
+        bulk = helpers.streaming_bulk
     try:
         start, cpu = time.perf_counter(), time.process_time()
-        for ok, item in helpers.streaming_bulk(
+        for ok, item in bulk(
             client,
             _helper_actions(index, documents, ids, versions),
             chunk_size=chunk_docs,
@@ -105,10 +128,17 @@ def _helper_actions(
         yield action
 
 
-def measure_search_side(url: str, events: Sequence[ChangeEvent]) -> Measurement:
+def measure_search_side(
+    url: str,
+    events: Sequence[ChangeEvent],
+    engine: SearchBackendName = SearchBackendName.ELASTICSEARCH,
+) -> Measurement:
     """events -> ``build_action`` -> ``SearchBackend.bulk`` in chunks: the indexer minus Kafka."""
     prefix = f"bench-side-{uuid.uuid4().hex[:8]}-"
-    backend = build_backend(SearchSettings(hosts=[url], index_prefix=prefix, request_timeout_s=120))
+    settings = SearchSettings(
+        backend=engine, hosts=[url], index_prefix=prefix, request_timeout_s=120
+    )
+    backend = build_backend(settings)
     backend.ensure_index(index_name(prefix, events[0].table))  # as for the raw client: untimed
     try:
         start, cpu = time.perf_counter(), time.process_time()
@@ -121,24 +151,35 @@ def measure_search_side(url: str, events: Sequence[ChangeEvent]) -> Measurement:
     finally:
         backend.close()
         _http("DELETE", f"{url}/{prefix}*")
+        _http("DELETE", f"{url}/_index_template/dynabridge.{prefix}*")
     return Measurement(len(events) / elapsed, cpu / len(events) * 1e6)
 
 
 # ------------------------------------------------------------------------------ workload
 
 
-def sample_item(number: int, rng: random.Random) -> Item:
-    """A typical order-like item: ~20 attributes, nested map and list, a set, ~600 bytes."""
+def sample_item(number: int, rng: random.Random, turn: int = 0) -> Item:
+    """An order-like item of ~20 attributes (~1 KB of DynamoDB JSON): a nested map, a list of
+    maps, a set, numbers mixing integers and decimals, a list of mixed types, and an attribute
+    whose type drifts between items and between changes (N, S, M)."""
+    drift: list[dict[str, Any]] = [
+        {"N": str(rng.randint(1, 999))},
+        {"S": f"level-{rng.randint(1, 9)}"},
+        {"M": {"value": {"N": str(rng.randint(1, 99))}, "unit": {"S": "pt"}}},
+    ]
     return {
         "pk": {"S": f"customer#{number % 5000}"},
         "sk": {"S": f"order#{number:09d}"},
         "status": {"S": rng.choice(["NEW", "PAID", "SHIPPED", "DELIVERED"])},
-        "total": {"N": f"{rng.randint(100, 99999) / 100}"},
+        "total": {"N": rng.choice([str(rng.randint(1, 999)), f"{rng.randint(100, 99999) / 100}"])},
         "items_count": {"N": str(rng.randint(1, 20))},
         "created_at": {"N": str(1_700_000_000 + number)},
         "gift": {"BOOL": rng.random() < 0.1},
         "note": {"NULL": True},
         "tags": {"SS": rng.sample(["red", "blue", "green", "xl", "promo", "eu"], 3)},
+        "ratings": {"NS": ["1", "2.5", str(rng.randint(3, 9))]},
+        "score": drift[(number + turn) % 3],
+        "attrs": {"L": [{"S": "fragile"}, {"N": str(rng.randint(1, 9))}, {"M": {"k": {"S": "v"}}}]},
         "address": {
             "M": {
                 "street": {"S": f"{rng.randint(1, 999)} Main Street"},
@@ -164,14 +205,15 @@ def sample_item(number: int, rng: random.Random) -> Item:
 
 
 def sample_events(count: int, seed: int = 7) -> list[ChangeEvent]:
+    """MODIFY events carrying both images (the previous change's as the old one)."""
     rng = random.Random(seed)
     events = []
     for number in range(count):
-        item = sample_item(number, rng)
+        old, item = sample_item(number, rng, 0), sample_item(number, rng, 1)
         events.append(
             ChangeEvent(
                 table="Orders",
-                event_name=EventName.INSERT,
+                event_name=EventName.MODIFY,
                 event_id=str(number),
                 stream_arn="arn:aws:dynamodb:us-east-1:000000000000:table/Orders/stream/x",
                 shard_id="shardId-0",
@@ -180,14 +222,15 @@ def sample_events(count: int, seed: int = 7) -> list[ChangeEvent]:
                 version=1_700_000_000_000_000 + number,
                 keys={"pk": item["pk"], "sk": item["sk"]},
                 new_image=item,
-                old_image=None,
+                old_image=old,
             )
         )
     return events
 
 
-def _create(url: str, index: str) -> None:
-    body = index_body(SearchSettings(), SearchBackendName.ELASTICSEARCH)
+def _create(url: str, index: str, engine: SearchBackendName) -> None:
+    """The index with the managed mapping, as the indexer's template gives its indices."""
+    body = index_body(SearchSettings(backend=engine), engine)
     status = _http("PUT", f"{url}/{index}", body)
     if status >= 300:
         raise RuntimeError(f"creating {index}: HTTP {status}")
@@ -203,18 +246,23 @@ def _http(method: str, url: str, body: dict[str, Any] | None = None) -> int:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--url", default="http://127.0.0.1:9200")
+    parser.add_argument(
+        "--engine", choices=["elasticsearch", "opensearch"], default="elasticsearch"
+    )
+    parser.add_argument("--url", default=None, help="default: the local stack's engine")
     parser.add_argument("--docs", type=int, default=20000)
     parser.add_argument("--rounds", type=int, default=5)
     args = parser.parse_args()
+    engine = SearchBackendName(args.engine)
+    url = args.url or ENGINE_URLS[engine]
     events = sample_events(args.docs)
-    documents = [to_plain_json(event.new_image or {}) for event in events]
+    documents = bodies(events)
     ids = [doc_id(event.keys) for event in events]
     versions = [event.version for event in events]
     raw, side = [], []
     for _ in range(args.rounds):  # interleaved, so load on the shared machine hits both alike
-        raw.append(measure_raw_client(args.url, documents, ids, versions))
-        side.append(measure_search_side(args.url, events))
+        raw.append(measure_raw_client(url, documents, ids, versions, engine=engine))
+        side.append(measure_search_side(url, events, engine))
     for name, runs in (("raw helper ", raw), ("search side", side)):
         rates = [run.docs_per_s for run in runs]
         cpu = statistics.median(run.cpu_us_per_doc for run in runs)

@@ -8,6 +8,7 @@ from typing import Any
 from hypothesis import given
 
 from bridge.contract import Item
+from consumers.indexer.documents import to_plain_json
 from consumers.indexer.names import source_name
 from consumers.indexer.typed_fields import (
     MARKERS,
@@ -16,6 +17,7 @@ from consumers.indexer.typed_fields import (
     TypedFieldRules,
     shadow_key,
     typed_fields,
+    typed_from_source,
 )
 from tests.unit.contract.contract_strategies import items
 
@@ -128,3 +130,27 @@ def test_renamed_names_are_distinct_and_safe() -> None:
     assert source_name("_id") == "~_id"
     assert source_name(".") == "~%2E"
     assert source_name("ddb") == "~ddb"
+
+
+@given(items)
+def test_the_fast_path_from_source_equals_the_reference_walk(item: Item) -> None:
+    source = to_plain_json(item)
+    for depth in (1, 2):
+        rules = TypedFieldRules(depth=depth, keys_per_map=3)
+        fast = typed_from_source(item, source, rules)
+        reference = typed_fields(item, rules)
+        assert _normal(fast.fields) == _normal(reference.fields)
+        assert sorted(set(fast.fallbacks)) == sorted(set(reference.fallbacks))
+
+
+def _normal(value: Any) -> Any:
+    """Leaves as sorted lists: a set's members may come in another order, a single value
+    unwrapped or not; what is indexed is the same."""
+    if isinstance(value, dict):
+        return {
+            key: _normal(member if key not in MARKERS or isinstance(member, list) else [member])
+            for key, member in value.items()
+        }
+    if isinstance(value, list):
+        return sorted((_normal(m) for m in value), key=repr)
+    return value
