@@ -1,9 +1,12 @@
 """``dynabridge verify``: a table and its index hold the same items, by id and by document.
 
-Table side: a strongly consistent Scan. Index side: ``_mget`` per page (real time), then, only
-when the searchable count differs from what was found, every ``_id`` to find extras (search is
-up to ``refresh_interval`` behind). Exact on a quiescent pipeline; on a live one a difference may
-be a change still in flight: ``trace`` the id, or verify again.
+Index side first: every searchable ``_id`` (a scroll: refreshed documents, tombstones left out).
+Table side: a strongly consistent Scan, each page compared with the index's documents by
+``_mget`` (real time). An id of the index that the Scan did not meet is an extra if the index
+still holds it (``_mget`` again): an item created after the ids were read cannot look extra,
+and one deleted meanwhile is not reported once its delete is indexed. Exact on a quiescent
+pipeline; on a live one a difference may be a change still in flight: ``trace`` the id, or
+verify again.
 """
 
 from __future__ import annotations
@@ -56,13 +59,13 @@ def verify(
     report = VerifyReport(table, index, sample)
     try:
         index_count = index_reader.count(index)
+        unmet = set(index_reader.ids(index))  # before the Scan: see the module's docstring
     except IndexMissing:
-        index_count = -1
-    seen: set[str] = set()
+        index_count, unmet = -1, set()
     found_total = 0
     for items in tables.pages(table):
         expected = {doc_id(info.key_schema.keys_of(item)): source_document(item) for item in items}
-        seen.update(expected)
+        unmet.difference_update(expected)
         found = {} if index_count < 0 else index_reader.documents(index, list(expected))
         found_total += len(found)
         differences = compare_page(expected, {i: d.source for i, d in found.items()})
@@ -73,14 +76,15 @@ def verify(
         report.equal_documents += len(expected) - len(differences)
         if progress is not None:
             progress(report.table_items, info.item_count)
-    if index_count > found_total:
-        report.add(_extras(index_reader, index, seen))
+    if unmet:
+        report.add(_extras(index_reader, index, sorted(unmet)))
     # The count sees refreshed documents only; mget also saw the unrefreshed ones.
     report.index_documents = max(index_count, found_total)
     return report
 
 
-def _extras(index_reader: IndexSource, index: str, seen: set[str]) -> Iterator[Difference]:
-    for found in index_reader.ids(index):
-        if found not in seen:
-            yield Difference(found, DiffKind.EXTRA)
+def _extras(index_reader: IndexSource, index: str, unmet: list[str]) -> Iterator[Difference]:
+    """Ids the Scan did not meet that the index holds still (real time)."""
+    for start in range(0, len(unmet), 1000):
+        still = index_reader.documents(index, unmet[start : start + 1000])
+        yield from (Difference(found, DiffKind.EXTRA) for found in sorted(still))
