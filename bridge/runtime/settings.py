@@ -110,6 +110,13 @@ class TopicSettings(_Section):
     replication_factor: int = Field(default=1, ge=1)
     retention_ms: int = Field(default=7 * 24 * 3600 * 1000, ge=-1)
     """-1 keeps change records forever (replay from the beginning of time)."""
+    cleanup_policy: Literal["delete", "compact", "compact,delete"] = "delete"
+    """compact: Kafka keeps the latest change of every item (keyed by primary key; a REMOVE is
+    a value, so it stays), so an index can always be rebuilt from the topic."""
+    config: dict[str, str] = Field(default_factory=dict)
+    """More topic configs set at creation (e.g. min.compaction.lag.ms)."""
+
+    _json = field_validator("config", mode="before")(_json_mapping)
 
 
 class StartPosition(enum.StrEnum):
@@ -195,7 +202,10 @@ class SearchSettings(_Section):
     index_settings: dict[str, Any] = Field(default_factory=dict)
     index_mappings: dict[str, Any] = Field(default_factory=dict)
     gc_deletes: str = "1h"
-    """index.gc_deletes on managed indices: how long a delete's version is remembered."""
+    """index.gc_deletes on managed indices: how long the engine remembers a real delete."""
+    tombstone_retention_s: float = Field(default=8 * 24 * 3600.0, gt=0)
+    """How long a deleted item's tombstone (its delete's version) is kept in a managed index;
+    keep it longer than topics.retention_ms, so no replay can meet a change older than it."""
     index_templates: bool = True
     """Install an index template per table index (the managed mapping); off: the indexer
     creates missing indices with the same settings and mappings inline."""

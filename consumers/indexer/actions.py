@@ -7,13 +7,16 @@ An :class:`Action` always carries the change's version; backends write it with
 from __future__ import annotations
 
 import enum
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 
 class ActionKind(enum.StrEnum):
     INDEX = "index"
     DELETE = "delete"
+    """The item is gone: into a managed index, a tombstone document at this version."""
+    PURGE = "purge"
+    """Remove an old tombstone for good (a real delete, conditional on its version)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -35,10 +38,23 @@ class Action:
     """The typed fields (``ddb``), sent only into indices created with the managed mapping."""
     fallbacks: tuple[tuple[str, str], ...] = ()
     """(attribute, reason) where the item is not indexed as one field of its natural type."""
+    event_time_ms: int = 0
+    """The change's time: a managed index's tombstone records it (for purging old ones)."""
 
     def as_delete(self) -> Action:
         """A delete of this document at this action's version."""
-        return Action(ActionKind.DELETE, self.index, self.doc_id, self.version, None)
+        return Action(
+            ActionKind.DELETE,
+            self.index,
+            self.doc_id,
+            self.version,
+            None,
+            event_time_ms=self.event_time_ms,
+        )
+
+    def into(self, index: str) -> Action:
+        """The same write into another index."""
+        return replace(self, index=index)
 
 
 @dataclass(frozen=True, slots=True)
@@ -48,3 +64,5 @@ class ItemResult:
     error_type: str | None
     """The engine's error type, e.g. ``version_conflict_engine_exception``; None on success."""
     reason: str | None
+    index: str | None = None
+    """The concrete index the engine wrote to (an alias resolved); None if it did not say."""

@@ -1,7 +1,10 @@
 """The ``_bulk`` wire format both engines share: actions -> NDJSON bytes, response -> results.
 
 Every write carries ``version`` with ``version_type=external_gte``; results come back one per
-action, in request order, or the response is refused as a whole.
+action, in request order, with the concrete index each went to, or the response is refused as
+a whole. Into a managed index a document carries its typed fields, and a delete is a tombstone
+document at the delete's version (the version outlives ``gc_deletes``, so no stale change can
+ever bring the item back).
 """
 
 from __future__ import annotations
@@ -12,10 +15,11 @@ from typing import Any
 import orjson
 
 from consumers.indexer.actions import Action, ActionKind, ItemResult
+from consumers.indexer.templates import TOMBSTONE
 from consumers.indexer.typed_fields import ROOT as TYPED_ROOT
 
 CONTENT_TYPE = "application/x-ndjson"
-RESPONSE_FILTER = {"filter_path": "errors,items.*.status,items.*.error"}
+RESPONSE_FILTER = {"filter_path": "errors,items.*.status,items.*.error,items.*._index"}
 """Query parameters of every ``_bulk``: the answer keeps only what ``results`` reads.
 
 A full answer is ~200 bytes per item (ids, versions, shard counts) that the engine serialises,
@@ -52,8 +56,9 @@ class BodyEncoder:
     def __init__(self) -> None:
         self._prefixes: dict[str, tuple[bytes, bytes]] = {}
 
-    def encode(self, actions: Sequence[Action], typed: Collection[str] = ()) -> bytes:
-        """The bulk body; documents into an index of ``typed`` carry their typed fields."""
+    def encode(self, actions: Sequence[Action], managed: Collection[str] = ()) -> bytes:
+        """The bulk body; into an index of ``managed``, documents carry their typed fields and
+        deletes are tombstones."""
         lines: list[bytes] = []
         append = lines.append
         prefixes = self._prefixes
@@ -65,11 +70,14 @@ class BodyEncoder:
             if action.kind is ActionKind.INDEX:
                 append(pair[0] + _dumps(action.doc_id) + tail)
                 source = _dumps(action.document)
-                if action.typed and action.index in typed:
+                if action.typed and action.index in managed:
                     # Spliced rather than merged into the dict: the document stays the _source.
                     joint = b"," if len(source) > 2 else b""
                     source = source[:-1] + joint + _TYPED_KEY + _dumps(action.typed) + b"}"
                 append(source)
+            elif action.kind is ActionKind.DELETE and action.index in managed:
+                append(pair[0] + _dumps(action.doc_id) + tail)
+                append(b'{"%s":{"at":%d}}' % (TOMBSTONE.encode(), action.event_time_ms))
             else:
                 append(pair[1] + _dumps(action.doc_id) + tail)
         append(b"")
@@ -82,8 +90,6 @@ def results(response: Mapping[str, Any], expected: int) -> list[ItemResult]:
     if not isinstance(items, list) or len(items) != expected:
         count = len(items) if isinstance(items, list) else "no"
         raise MalformedResponse(f"bulk response has {count} items for {expected} actions")
-    if not response.get("errors"):
-        return [ItemResult(_only(item).get("status", 0), None, None) for item in items]
     return [_result(_only(item)) for item in items]
 
 
@@ -96,11 +102,12 @@ def _only(item: Mapping[str, Any]) -> Mapping[str, Any]:
 def _result(body: Mapping[str, Any]) -> ItemResult:
     status = body.get("status", 0)
     error = body.get("error")
+    index = body.get("_index")
     if error is None:
-        return ItemResult(status, None, None)
+        return ItemResult(status, None, None, index)
     if isinstance(error, Mapping):
-        return ItemResult(status, error.get("type"), _reason(error))
-    return ItemResult(status, None, str(error))
+        return ItemResult(status, error.get("type"), _reason(error), index)
+    return ItemResult(status, None, str(error), index)
 
 
 def _reason(error: Mapping[str, Any]) -> str | None:

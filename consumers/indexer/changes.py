@@ -7,7 +7,7 @@ dropped and never stops the loop.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
 from bridge.contract import ChangeEvent, ContractError
@@ -46,6 +46,7 @@ def to_entry(
     decode: Callable[[bytes], ChangeEvent],
     index_prefix: str,
     rules: TypedFieldRules | None = None,
+    indices: Mapping[str, str] | None = None,
 ) -> Entry[Change]:
     """The batch entry of ``record``; raises :class:`Poison` when it cannot be indexed.
 
@@ -62,7 +63,7 @@ def to_entry(
     except ContractError as error:
         raise Poison(UNDECODABLE, str(error)) from None
     try:
-        action = build_action(event, index_prefix, rules)
+        action = build_action(event, index_prefix, rules, indices)
     except (ContractError, ValueError) as error:
         raise Poison(INVALID_CHANGE, str(error)) from None
     change = Change(record, action, event.table, event.approximate_creation_time_ms)

@@ -10,7 +10,7 @@ from __future__ import annotations
 import base64
 import functools
 import hashlib
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from decimal import Decimal
 from typing import Any, TypeGuard
 
@@ -243,16 +243,29 @@ def _is_set(payload: Any, member_type: type) -> TypeGuard[list[Any]]:
 
 
 def build_action(
-    event: ChangeEvent, index_prefix: str, rules: TypedFieldRules | None = None
+    event: ChangeEvent,
+    index_prefix: str,
+    rules: TypedFieldRules | None = None,
+    indices: Mapping[str, str] | None = None,
 ) -> Action:
     """INSERT/MODIFY (stream or snapshot) -> index the whole new image; REMOVE -> delete.
 
     The document is the image's ``_source`` (:func:`source_document`) and its typed fields
     (``consumers.indexer.typed_fields``), which the body carries only into managed indices.
+    The index is the table's alias, or ``indices[table]`` (a reindex fills a new generation).
     """
-    index = index_name(index_prefix, event.table)
+    index = indices.get(event.table) if indices else None
+    if index is None:
+        index = index_name(index_prefix, event.table)
     if event.event_name is EventName.REMOVE:
-        return Action(ActionKind.DELETE, index, doc_id(event.keys), event.version, None)
+        return Action(
+            ActionKind.DELETE,
+            index,
+            doc_id(event.keys),
+            event.version,
+            None,
+            event_time_ms=event.approximate_creation_time_ms,
+        )
     image = event.new_image
     if image is None:
         raise ContractError(
@@ -270,4 +283,5 @@ def build_action(
         document,
         typed.fields,
         tuple(typed.fallbacks),
+        event.approximate_creation_time_ms,
     )

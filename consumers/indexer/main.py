@@ -10,6 +10,7 @@ from __future__ import annotations
 import gc
 import logging
 import threading
+from collections.abc import Mapping
 
 from bridge.runtime.health import Heartbeat
 from bridge.runtime.process import run_process
@@ -34,8 +35,16 @@ def _check_indices(settings: Settings) -> None:
         raise ConfigError(f"indexer.tables: several tables map to one index ({described})")
 
 
-def run_indexer(settings: Settings, stop: threading.Event | None = None) -> int:
-    """Build the clients, run the worker until ``stop``, return the process exit code."""
+def run_indexer(
+    settings: Settings,
+    stop: threading.Event | None = None,
+    index_overrides: Mapping[str, str] | None = None,
+) -> int:
+    """Build the clients, run the worker until ``stop``, return the process exit code.
+
+    ``index_overrides`` (table -> index) sends a table's changes to another index than its
+    alias: ``dynabridge reindex`` fills a new generation this way, in a group of its own.
+    """
     metrics = IndexerMetrics()
     heartbeat = Heartbeat(settings.indexer.stall_timeout_s)
     return run_process(
@@ -43,13 +52,17 @@ def run_indexer(settings: Settings, stop: threading.Event | None = None) -> int:
         settings,
         metrics.registry,
         heartbeat,
-        lambda stop: _run(settings, stop, metrics, heartbeat),
+        lambda stop: _run(settings, stop, metrics, heartbeat, index_overrides or {}),
         stop,
     )
 
 
 def _run(
-    settings: Settings, stop: threading.Event, metrics: IndexerMetrics, heartbeat: Heartbeat
+    settings: Settings,
+    stop: threading.Event,
+    metrics: IndexerMetrics,
+    heartbeat: Heartbeat,
+    index_overrides: Mapping[str, str],
 ) -> None:
     from functools import partial
 
@@ -59,6 +72,7 @@ def _run(
     from consumers.indexer.batching import Limits
     from consumers.indexer.dlq import DeadLetterProducer, ensure_dlq_topics
     from consumers.indexer.kafka import KafkaConsumer, consumer_config
+    from consumers.indexer.tombstones import TombstonePurger
     from consumers.indexer.typed_fields import typed_rules
     from consumers.indexer.worker import LoopConfig, Worker
 
@@ -74,12 +88,14 @@ def _run(
         outcome_overrides=dict(indexer.outcome_overrides),
         shutdown_timeout_s=indexer.shutdown_timeout_s,
         typed_rules=typed_rules(settings.search),
+        index_overrides=index_overrides,
     )
     url = settings.kafka.schema_registry_url
     registry = SchemaRegistry(url) if url else None
     backend = build_backend(settings.search, aws_region=settings.aws.region)
     ensure_dlq_topics(settings.kafka, settings.topics, list(tables_by_topic))
     dead_letters = DeadLetterProducer(settings.kafka)
+    purger = TombstonePurger(backend, settings.search.tombstone_retention_s)
     consumer = KafkaConsumer(consumer_config(settings), list(tables_by_topic))
     try:
         worker = Worker(
@@ -98,7 +114,9 @@ def _run(
         # What exists now (modules, clients, settings) lives as long as the process: frozen, it
         # is left out of the full collections that every batch's documents trigger.
         gc.freeze()
+        purger.start()
         worker.run()
     finally:
+        purger.stop()
         dead_letters.close()
         backend.close()

@@ -74,7 +74,7 @@ def outcome(kind: ActionKind, result: ItemResult, overrides: Mapping[str, str] =
     if status == 404:
         # A delete of what is not there is done; an index op can only get 404 when its index
         # vanished under us with auto-create off: restarting re-creates it (ensure_index).
-        return Outcome.DONE if kind is ActionKind.DELETE else Outcome.FATAL
+        return Outcome.FATAL if kind is ActionKind.INDEX else Outcome.DONE
     if status in (0, 408, 429) or 500 <= status < 600:
         return Outcome.RETRY
     if status in (401, 403):

@@ -21,7 +21,13 @@ from consumers.indexer.typed_fields import MAX_KEYWORD_CHARS, ROOT, shadow_key
 MAPPING_VERSION = "typed-fields/1"
 """Written into every managed index's ``_meta.dynabridge.mapping``."""
 GENERATION_SEPARATOR = "~"
-"""``<index>~<generation>``: the concrete indices of a table (no table name contains ``~``)."""
+"""``<alias>~<generation>``: the concrete indices of a table (no table name contains ``~``)."""
+TOMBSTONE = "~deleted"
+"""The one field of a tombstone document: ``{"~deleted": {"at": <epoch ms>}}``. No ``_source``
+name can be it (top-level names starting with ``~`` are renamed)."""
+TOMBSTONE_AT = f"{TOMBSTONE}.at"
+ALIAS_FILTER: dict[str, Any] = {"bool": {"must_not": [{"exists": {"field": TOMBSTONE_AT}}]}}
+"""Searches through a table's alias never see tombstones."""
 MAP_DEPTH_LIMIT = 64
 """Depth limit of the keyword-indexed ``M`` fields: DynamoDB nests at most 32 levels."""
 TOTAL_FIELDS_LIMIT = 10_000
@@ -34,6 +40,24 @@ class TemplateError(ConfigError):
 
 def template_name(index: str) -> str:
     return f"dynabridge.{index}"
+
+
+def generation_name(alias: str, generation: int) -> str:
+    """The concrete index of ``alias``'s ``generation``-th build: ``orders~000002``."""
+    return f"{alias}{GENERATION_SEPARATOR}{generation:06d}"
+
+
+def generation_of(alias: str, index: str) -> int | None:
+    """The generation number of concrete ``index`` of ``alias``; None if it is not one."""
+    prefix = alias + GENERATION_SEPARATOR
+    if not index.startswith(prefix) or not index[len(prefix) :].isdigit():
+        return None
+    return int(index[len(prefix) :])
+
+
+def alias_body(alias: str) -> dict[str, Any]:
+    """The alias of a table's write index: where the indexer writes and searches go."""
+    return {alias: {"is_write_index": True, "filter": ALIAS_FILTER}}
 
 
 def index_template(index: str, settings: SearchSettings, engine: SearchBackend) -> dict[str, Any]:
@@ -122,7 +146,10 @@ def _mappings(settings: SearchSettings, engine: SearchBackend) -> dict[str, Any]
         "dynamic": False,
         "_meta": {"dynabridge": {"mapping": MAPPING_VERSION, "typed_depth": settings.typed_depth}},
         "_source": {"excludes": [ROOT]},
-        "properties": {ROOT: {"type": "object", "dynamic": True, "properties": dates}},
+        "properties": {
+            ROOT: {"type": "object", "dynamic": True, "properties": dates},
+            TOMBSTONE: {"properties": {"at": {"type": "date", "format": "epoch_millis"}}},
+        },
         "dynamic_templates": [
             {f"ddb_{kind}": {"path_match": f"{ROOT}.*.{kind}", "mapping": mapping}}
             for kind, mapping in leaves.items()

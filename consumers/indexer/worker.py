@@ -98,6 +98,8 @@ class LoopConfig:
     commit_interval_s: float = 1.0
     poll_timeout_s: float = 0.1
     typed_rules: TypedFieldRules = field(default_factory=TypedFieldRules)
+    index_overrides: Mapping[str, str] = field(default_factory=dict)
+    """Table -> the index its changes go to, instead of the table's alias (a reindex)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -275,7 +277,11 @@ class Worker:
                 continue
             try:
                 item = to_entry(
-                    record, self._decode, self._config.index_prefix, self._config.typed_rules
+                    record,
+                    self._decode,
+                    self._config.index_prefix,
+                    self._config.typed_rules,
+                    self._config.index_overrides,
                 )
             except Poison as error:
                 poison.append(DeadLetter(record, error.error_type, str(error), 0, "", 1))

@@ -17,10 +17,14 @@ from consumers.indexer.outcomes import Outcome, outcome
 INDEX, DELETE = ActionKind.INDEX, ActionKind.DELETE
 
 
+class Backend(SearchBackend, Protocol):
+    def purge_tombstones(self, older_than_ms: int, limit: int = 1000) -> int: ...
+
+
 class Engine(Protocol):
     """An engine under test, and what the tests read of it directly."""
 
-    def backend(self, **search_settings: Any) -> SearchBackend:
+    def backend(self, **search_settings: Any) -> Backend:
         """A backend with these ``search.*`` settings over this engine."""
 
     def index(self) -> str:
@@ -28,6 +32,9 @@ class Engine(Protocol):
 
     def document(self, index: str, doc_id: str) -> tuple[int, dict[str, Any]] | None:
         """(version, source) of a document, or None when it does not exist."""
+
+    def now_ms(self) -> int:
+        """The engine's notion of now, as the tombstones' ``at`` (epoch milliseconds)."""
 
     def after_gc_deletes(self, index: str, attempt: Callable[[], ItemResult]) -> ItemResult:
         """``attempt()`` once the engine may have forgotten the index's deletes: the first
@@ -69,9 +76,12 @@ def check_external_gte_refuses_older_and_accepts_equal(engine: Engine) -> None:
 def check_deleting_a_missing_document_is_done(engine: Engine) -> None:
     index = engine.index()
     actions = [Action(DELETE, index, "never-indexed", 3, None)]
-    results = engine.backend().bulk(actions)
-    assert results[0].status == 404
-    assert _outcomes(actions, results) == [Outcome.DONE]
+    assert _outcomes(actions, engine.backend().bulk(actions)) == [Outcome.DONE]
+    assert engine.document(index, "never-indexed") is None
+    older = [Action(INDEX, index, "never-indexed", 2, {"v": 2})]
+    assert _outcomes(older, engine.backend().bulk(older)) == [Outcome.STALE], (
+        "the delete's version is kept even when nothing was there"
+    )
 
 
 def check_a_delete_is_remembered_within_gc_deletes(engine: Engine) -> None:
@@ -85,17 +95,46 @@ def check_a_delete_is_remembered_within_gc_deletes(engine: Engine) -> None:
     assert engine.document(index, "item") is None
 
 
-def check_a_delete_is_forgotten_after_gc_deletes(engine: Engine) -> None:
-    """Past ``gc_deletes`` the same stale image comes back to life: why the window matters."""
+def check_a_delete_is_still_remembered_after_gc_deletes(engine: Engine) -> None:
+    """Past ``gc_deletes`` the engine forgets a real delete; the tombstone document keeps the
+    delete's version, so a late stale image (a backfill, a replay from the middle of the log)
+    still cannot resurrect the item."""
     index = engine.index()
     backend = engine.backend(gc_deletes="100ms")
     assert backend.bulk([Action(INDEX, index, "item", 1, {"v": 1})])[0].status == 201
-    assert backend.bulk([Action(DELETE, index, "item", 3, None)])[0].status == 200
+    assert _outcomes(
+        [Action(DELETE, index, "item", 3, None)],
+        backend.bulk([Action(DELETE, index, "item", 3, None)]),
+    ) == [Outcome.DONE]
     result = engine.after_gc_deletes(
         index, lambda: backend.bulk([Action(INDEX, index, "item", 2, {"v": 2})])[0]
     )
-    assert result.status == 201, "a stale write after gc_deletes should resurrect the doc"
-    assert engine.document(index, "item") == (2, {"v": 2})
+    assert result.status == 409, "a stale write after gc_deletes must not resurrect the item"
+    assert engine.document(index, "item") is None
+    newer = [Action(INDEX, index, "item", 4, {"v": 4})]
+    assert _outcomes(newer, backend.bulk(newer)) == [Outcome.DONE], "a newer change re-creates it"
+    assert engine.document(index, "item") == (4, {"v": 4})
+
+
+def check_old_tombstones_are_purged_then_forgotten_like_a_delete(engine: Engine) -> None:
+    """A purge removes a tombstone for good: the engine then remembers it only for
+    ``gc_deletes`` (which is why tombstones outlive the topics' retention)."""
+    index = engine.index()
+    backend = engine.backend(gc_deletes="100ms")
+    delete = Action(DELETE, index, "old", 3, None, event_time_ms=engine.now_ms() - 10_000)
+    keep = Action(DELETE, index, "recent", 3, None, event_time_ms=engine.now_ms())
+    assert _outcomes([delete, keep], backend.bulk([delete, keep])) == [Outcome.DONE] * 2
+    purged = engine.after_gc_deletes(
+        index,
+        lambda: ItemResult(
+            200 if backend.purge_tombstones(engine.now_ms() - 5000) else 409, None, None
+        ),
+    )
+    assert purged.status == 200, "the old tombstone was purged"
+    stale = [Action(INDEX, index, "old", 2, {"v": 2}), Action(INDEX, index, "recent", 2, {"v": 2})]
+    result = engine.after_gc_deletes(index, lambda: backend.bulk(stale[:1])[0])
+    assert result.status == 201, "past gc_deletes a purged item's stale change is accepted"
+    assert _outcomes(stale[1:], backend.bulk(stale[1:])) == [Outcome.STALE], "recent: kept"
 
 
 CHECKS = (
@@ -103,5 +142,6 @@ CHECKS = (
     check_external_gte_refuses_older_and_accepts_equal,
     check_deleting_a_missing_document_is_done,
     check_a_delete_is_remembered_within_gc_deletes,
-    check_a_delete_is_forgotten_after_gc_deletes,
+    check_a_delete_is_still_remembered_after_gc_deletes,
+    check_old_tombstones_are_purged_then_forgotten_like_a_delete,
 )

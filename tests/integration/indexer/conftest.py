@@ -8,7 +8,8 @@ import pytest
 
 from bridge.contract import dlq_topic, topic_name
 from consumers.indexer.documents import index_name
-from tests.integration.indexer.indexer_harness import Pipeline, create_topic, delete_topics, http
+from tests.indices import drop_table_indices
+from tests.integration.indexer.indexer_harness import Pipeline, create_topic, delete_topics
 
 PARTITIONS = 3
 
@@ -30,5 +31,4 @@ def pipeline(
     index = index_name("it-", table)
     yield Pipeline(kafka_bootstrap, backend, url, table, topic, unique_name("indexer"), index)
     delete_topics(kafka_bootstrap, [topic, dlq_topic(topic)])
-    http("DELETE", f"{url}/{index}")
-    http("DELETE", f"{url}/_index_template/dynabridge.{index}")
+    drop_table_indices(url, index)

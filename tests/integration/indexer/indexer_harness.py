@@ -110,7 +110,11 @@ def delete_topics(bootstrap: str, topics: Iterable[str]) -> None:
             future.result(timeout=30)
 
 
-def produce(bootstrap: str, topic: str, events: Iterable[ChangeEvent]) -> int:
+def produce(
+    bootstrap: str, topic: str, events: Iterable[ChangeEvent], timestamp_ms: int | None = None
+) -> int:
+    """Like the bridge (key, value, headers, partitioner); ``timestamp_ms`` sets the records'
+    timestamps (default: now)."""
     producer = Producer(
         {"bootstrap.servers": bootstrap, "partitioner": PARTITIONER, "linger.ms": 20}
     )
@@ -124,6 +128,7 @@ def produce(bootstrap: str, topic: str, events: Iterable[ChangeEvent]) -> int:
                     key=kafka_key(event.keys),
                     value=encoder.encode(event),
                     headers=list(headers(event)),
+                    timestamp=timestamp_ms or 0,  # 0: now
                 )
                 break
             except BufferError:

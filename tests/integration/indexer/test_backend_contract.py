@@ -12,7 +12,7 @@ import pytest
 from bridge.runtime.settings import SearchBackend as SearchBackendName
 from bridge.runtime.settings import SearchSettings
 from consumers.indexer.actions import ItemResult
-from consumers.indexer.backend import SearchBackend, build_backend
+from consumers.indexer.backend import IndexingBackend, build_backend
 from tests.contracts.search_backend import CHECKS, Engine
 from tests.integration.indexer.indexer_harness import http
 
@@ -20,16 +20,19 @@ from tests.integration.indexer.indexer_harness import http
 class RealEngine:
     def __init__(self, backend: str, url: str, unique_name: Callable[[str], str]) -> None:
         self._backend, self._url, self._unique = backend, url, unique_name
-        self.backends: list[SearchBackend] = []
+        self.backends: list[IndexingBackend] = []
         self.indices: list[str] = []
 
-    def backend(self, **search_settings: Any) -> SearchBackend:
+    def backend(self, **search_settings: Any) -> IndexingBackend:
         settings = SearchSettings(
             backend=SearchBackendName(self._backend), hosts=[self._url], **search_settings
         )
         made = build_backend(settings)
         self.backends.append(made)
         return made
+
+    def now_ms(self) -> int:
+        return int(time.time() * 1000)
 
     def index(self) -> str:
         self.indices.append(self._unique("it-contract"))
@@ -39,8 +42,8 @@ class RealEngine:
         status, body = http(
             "GET", f"{self._url}/{index}/_doc/{urllib.parse.quote(doc_id, safe='')}"
         )
-        if status == 404:
-            return None
+        if status == 404 or "~deleted" in body.get("_source", {}):
+            return None  # a tombstone keeps the version of a deleted item; no document
         assert status == 200, body
         return int(body["_version"]), body["_source"]
 
@@ -58,7 +61,8 @@ class RealEngine:
         for backend in self.backends:
             backend.close()
         for index in self.indices:
-            http("DELETE", f"{self._url}/{index}")
+            http("DELETE", f"{self._url}/{index}~*")
+            http("DELETE", f"{self._url}/_index_template/dynabridge.{index}")
 
 
 @pytest.fixture(params=["elasticsearch", "opensearch"])

@@ -66,7 +66,9 @@ def make_backend(engine: tuple[str, str]) -> Iterator[Callable[..., SearchBacken
 def index(engine: tuple[str, str], unique_name: Callable[[str], str]) -> Iterator[str]:
     name = unique_name("it-backends")
     yield name
+    _http("DELETE", f"{engine[1]}/{name}~*")
     _http("DELETE", f"{engine[1]}/{name}")
+    _http("DELETE", f"{engine[1]}/_index_template/dynabridge.{name}")
 
 
 def _doc(url: str, index: str, doc_id: str) -> tuple[int, Any]:
@@ -106,12 +108,14 @@ def test_ensure_index_applies_settings_mappings_and_gc_deletes(
     make_backend(**settings, index_mappings=mappings).ensure_index(index)  # exists already: fine
     status, body = _http("GET", f"{engine[1]}/{index}/_settings")
     assert status == 200
-    applied = body[index]["settings"]["index"]
+    [(concrete, found)] = body.items()
+    assert concrete == f"{index}~000001", "the index is an alias of its first generation"
+    applied = found["settings"]["index"]
     assert applied["gc_deletes"] == "2h"
     assert applied["number_of_shards"] == "2"
     assert applied["auto_expand_replicas"] == "0-1"
     status, body = _http("GET", f"{engine[1]}/{index}/_mapping")
-    assert body[index]["mappings"]["properties"]["price"] == {"type": "double"}
+    assert body[concrete]["mappings"]["properties"]["price"] == {"type": "double"}
     health = _http("GET", f"{engine[1]}/_cluster/health/{index}?wait_for_status=green&timeout=20s")
     assert health[1]["status"] == "green"  # a single node needs 0 replicas
 
@@ -120,7 +124,8 @@ def test_user_replica_settings_are_not_overridden(
     engine: tuple[str, str], make_backend: Any, index: str
 ) -> None:
     make_backend(index_settings={"index": {"number_of_replicas": 0}}).ensure_index(index)
-    applied = _http("GET", f"{engine[1]}/{index}/_settings")[1][index]["settings"]["index"]
+    [found] = _http("GET", f"{engine[1]}/{index}/_settings")[1].values()
+    applied = found["settings"]["index"]
     assert applied["number_of_replicas"] == "0"
     assert "auto_expand_replicas" not in applied
 

@@ -20,13 +20,13 @@ import yaml
 
 from bridge.contract import dlq_topic, topic_name
 from consumers.indexer.documents import index_name
+from tests.indices import drop_table_indices
 from tests.integration.indexer.indexer_harness import (
     committed,
     create_topic,
     delete_topics,
     fully_committed,
     group_members,
-    http,
     produce,
     random_stream,
     sources,
@@ -115,7 +115,7 @@ def setup(
     for indexer in made:
         indexer.close()
     delete_topics(kafka_bootstrap, [topic, dlq_topic(topic)])
-    http("DELETE", f"{es_url}/{index}")
+    drop_table_indices(es_url, index)
 
 
 def _done(s: dict[str, Any]) -> bool:

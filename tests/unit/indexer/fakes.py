@@ -136,11 +136,11 @@ Script = Callable[[Sequence[Action]], list[ItemResult]]
 
 
 class FakeSearch:
-    """An engine in a dict: external_gte versions, and a deleted document's version remembered
-    for ``gc_deletes_s`` (as the engines' tombstones are), unless a script answers first.
+    """An engine in a dict, as a managed index behaves: external_gte versions, and a deleted
+    document's version kept for good (a tombstone document), unless a script answers first.
 
     It passes the same contract suite as Elasticsearch and OpenSearch
-    (``tests/backend_contract.py``).
+    (``tests/contracts/search_backend.py``).
     """
 
     def __init__(self, clock: FakeClock, gc_deletes_s: float = 3600.0) -> None:
@@ -148,7 +148,9 @@ class FakeSearch:
         self.gc_deletes_s = gc_deletes_s
         self.docs: dict[tuple[str, str], tuple[int, dict[str, object] | None]] = {}
         self.tombstones: dict[tuple[str, str], tuple[int, float]] = {}
-        """(index, id) -> (version of the delete, our clock when it was applied)."""
+        """(index, id) -> (version of the delete, its event time in epoch s): documents."""
+        self.forgotten: dict[tuple[str, str], tuple[int, float]] = {}
+        """Real deletes (purged tombstones): remembered for ``gc_deletes_s`` only."""
         self.bulks: list[list[Action]] = []
         self.script: list[Script] = []
         self.down_until = 0.0
@@ -176,19 +178,39 @@ class FakeSearch:
         known = current[0] if current is not None else self._remembered_delete(key)
         if known is not None and known > action.version:
             return ItemResult(409, "version_conflict_engine_exception", "stale")
+        if action.kind is ActionKind.PURGE:
+            tombstone = self.tombstones.pop(key, None)
+            if tombstone is None:
+                return ItemResult(404, None, None)
+            self.forgotten[key] = (action.version, self.clock.now)
+            return ItemResult(200, None, None)
         if action.kind is ActionKind.DELETE:
             self.docs.pop(key, None)
-            self.tombstones[key] = (action.version, self.clock.now)
-            return ItemResult(200 if current else 404, None, None)
+            created = current is None and key not in self.tombstones
+            self.tombstones[key] = (action.version, action.event_time_ms / 1000)
+            return ItemResult(201 if created else 200, None, None)
         self.tombstones.pop(key, None)
         self.docs[key] = (action.version, action.document)
         return OK if current is None else ItemResult(200, None, None)
 
     def _remembered_delete(self, key: tuple[str, str]) -> int | None:
+        # A managed index's delete is a tombstone document: its version outlives gc_deletes;
+        # a real delete (a purge) is remembered for gc_deletes only.
         tombstone = self.tombstones.get(key)
-        if tombstone is None or self.clock.now - tombstone[1] >= self.gc_deletes_s:
+        if tombstone is not None:
+            return tombstone[0]
+        forgotten = self.forgotten.get(key)
+        if forgotten is None or self.clock.now - forgotten[1] >= self.gc_deletes_s:
             return None
-        return tombstone[0]
+        return forgotten[0]
+
+    def purge_tombstones(self, older_than_ms: int, limit: int = 1000) -> int:
+        """Tombstones applied before ``older_than_ms`` on the fake's clock (as epoch ms)."""
+        old = [key for key, (_, at) in self.tombstones.items() if at * 1000 < older_than_ms]
+        for index, doc in old[:limit]:
+            version = self.tombstones[(index, doc)][0]
+            self.apply(Action(ActionKind.PURGE, index, doc, version, None))
+        return min(len(old), limit)
 
     def ping(self) -> bool:
         self.pings += 1

@@ -11,9 +11,9 @@ import pytest
 from bridge.runtime.settings import SearchBackend as BackendName
 from bridge.runtime.settings import SearchSettings
 from consumers.indexer.actions import Action, ActionKind, ItemResult
-from consumers.indexer.backend import IndexingBackend, build_backend
+from consumers.indexer.backend import IndexingBackend, Target, alias_of, build_backend
 from consumers.indexer.bulk import BodyEncoder, MalformedResponse, results
-from consumers.search.errors import RequestTooLarge, SearchError, SearchUnavailable
+from consumers.search.errors import IndexNotFound, RequestTooLarge, SearchError, SearchUnavailable
 
 
 def _lines(body: bytes) -> list[Any]:
@@ -94,6 +94,7 @@ class FakeClient:
         self.exists: set[str] = set()
         self.reply: Mapping[str, Any] | None = None
         self.templates: dict[str, dict[str, Any]] = {}
+        self.aliases: dict[str, str] = {}
         self.mappings: dict[str, dict[str, Any]] = {}
         """Of each index this fake created: the template's at that moment (as the engines do)."""
         self.bodies: list[bytes] = []
@@ -112,8 +113,16 @@ class FakeClient:
             assert isinstance(body, Mapping)
             self.templates[path.rsplit("/", 1)[1]] = dict(body)
             return {"acknowledged": True}
+        if method == "GET" and path.startswith("/_alias/"):
+            alias = path.rsplit("/", 1)[1]
+            if alias not in self.aliases:
+                raise SearchError(f"alias [{alias}] missing", status=404)
+            return {self.aliases[alias]: {"aliases": {alias: {"is_write_index": True}}}}
         if method == "GET" and path.endswith("/_mapping"):
-            index = path.split("/")[1]
+            name = path.split("/")[1]
+            index = self.aliases.get(name, name)
+            if index not in self.exists:
+                raise IndexNotFound(f"no such index [{index}]", status=404)
             return {index: {"mappings": self.mappings.get(index, {})}}
         if method == "PUT":
             index = path.lstrip("/")
@@ -123,8 +132,11 @@ class FakeClient:
                     "exists", status=400, error_type="resource_already_exists_exception"
                 )
             self.exists.add(index)
-            template = self.templates.get(f"dynabridge.{index}")
+            template = self.templates.get(f"dynabridge.{alias_of(index)}")
             self.mappings[index] = template["template"]["mappings"] if template else {}
+            assert isinstance(body, Mapping)
+            for alias in body.get("aliases", {}):
+                self.aliases[alias] = index
             return {"acknowledged": True}
         assert (method, path) == ("POST", "/_bulk")
         assert isinstance(body, bytes)
@@ -134,7 +146,15 @@ class FakeClient:
         lines = _lines(body)
         count = sum(1 for line in lines if "index" in line or "delete" in line)
         self.bulks.append(count)
-        return self.reply or {"errors": False, "items": [{"index": {"status": 201}}] * count}
+        if self.reply is not None:
+            return self.reply
+        items = []
+        for line in lines:
+            for op in ("index", "delete"):
+                if op in line and "_index" in line[op]:
+                    target = self.aliases.get(line[op]["_index"], line[op]["_index"])
+                    items.append({op: {"status": 201, "_index": target}})
+        return {"errors": False, "items": items}
 
     def close(self) -> None:
         pass
@@ -161,7 +181,8 @@ def test_indices_are_ensured_once_before_their_first_write() -> None:
     backend.bulk([_index("1"), Action(ActionKind.DELETE, "users", "u", 1, None)])
     backend.bulk([_index("2")])
     backend.ensure_index("orders")
-    assert sorted(client.created) == ["orders", "users"]
+    assert sorted(client.created) == ["orders~000001"], "generation 1 behind the alias orders"
+    assert client.aliases == {"orders": "orders~000001"}
 
 
 def test_an_empty_bulk_sends_nothing() -> None:
@@ -230,4 +251,38 @@ def test_without_templates_the_index_is_created_with_the_managed_body() -> None:
     backend = IndexingBackend(client, SearchSettings(index_templates=False))
     backend.ensure_index("orders")
     assert client.templates == {}
-    assert client.created == ["orders"]
+    assert client.created == ["orders~000001"]
+    assert client.aliases == {"orders": "orders~000001"}
+
+
+def test_deletes_into_a_managed_index_are_tombstones_and_real_deletes_elsewhere() -> None:
+    client = FakeClient()
+    client.exists.add("legacy")
+    backend = IndexingBackend(client, SearchSettings())
+    backend.bulk([
+        Action(ActionKind.DELETE, "orders", "1", 5, None, event_time_ms=123),
+        Action(ActionKind.DELETE, "legacy", "1", 5, None),
+        Action(ActionKind.PURGE, "orders", "2", 4, None),
+    ])  # fmt: skip
+    lines = _lines(client.bodies[-1])
+    assert lines[0]["index"]["version"] == 5
+    assert lines[1] == {"~deleted": {"at": 123}}
+    assert list(lines[2]) == ["delete"]
+    assert list(lines[3]) == ["delete"], "a purge is a real delete, even into a managed index"
+
+
+def test_writes_the_alias_moved_under_are_sent_again_for_the_new_index() -> None:
+    client = FakeClient()
+    client.exists.add("orders")  # a concrete index of the alias's name: plain documents
+    backend = IndexingBackend(client, SearchSettings())
+    backend.ensure_index("orders")
+    assert not backend.target("orders").managed
+    # A reindex moves "orders" behind an alias to a managed generation.
+    client.exists.discard("orders")
+    client.templates["dynabridge.orders"] = client.templates["dynabridge.orders"]
+    client.request("PUT", "/orders~000002", body={"aliases": {"orders": {}}})
+    answers = backend.bulk([Action(ActionKind.INDEX, "orders", "1", 1, {"v": 1}, {"v": {"N": 1}})])
+    assert answers[0].status == 201
+    assert backend.target("orders") == Target("orders~000002", managed=True)
+    assert _lines(client.bodies[-2])[1] == {"v": 1}, "first sent for the old index"
+    assert _lines(client.bodies[-1])[1] == {"v": 1, "ddb": {"v": {"N": 1}}}, "then sent again"

@@ -10,7 +10,6 @@ import pytest
 
 from bridge.backfill.tombstones import time_value_s
 from consumers.indexer.actions import ItemResult
-from consumers.indexer.backend import SearchBackend
 from tests.contracts.search_backend import CHECKS, Engine
 from tests.unit.indexer.fakes import FakeClock, FakeSearch
 
@@ -21,14 +20,22 @@ class FakeEngine:
         self.searches: list[FakeSearch] = []
         self._names = itertools.count()
 
-    def backend(self, **search_settings: Any) -> SearchBackend:
+    def backend(self, **search_settings: Any) -> FakeSearch:
         gc_deletes = time_value_s(search_settings.pop("gc_deletes", "1h"))
         assert not search_settings, f"the fake does not model {sorted(search_settings)}"
         search = FakeSearch(self.clock, gc_deletes_s=gc_deletes)
         if self.searches:  # every backend of a test sees the same engine
-            search.docs, search.tombstones = self.searches[0].docs, self.searches[0].tombstones
+            first = self.searches[0]
+            search.docs, search.tombstones, search.forgotten = (
+                first.docs,
+                first.tombstones,
+                first.forgotten,
+            )
         self.searches.append(search)
         return search
+
+    def now_ms(self) -> int:
+        return int(self.clock.now * 1000)
 
     def index(self) -> str:
         return f"index-{next(self._names)}"

@@ -269,6 +269,7 @@ def test_insert_and_modify_index_the_whole_image(name: EventName) -> None:
         7,
         {"pk": "o1", "total": 9.5},
         {"pk": {"S": "o1"}, "total": {"N": 9.5}},
+        event_time_ms=1_700_000_000_000,
     )
 
 
@@ -282,7 +283,7 @@ def test_names_the_engines_refuse_are_renamed_in_source_and_typed_fields() -> No
 
 def test_remove_deletes() -> None:
     assert build_action(_event(EventName.REMOVE, None, version=9), "") == Action(
-        ActionKind.DELETE, "orders", "o1", 9, None
+        ActionKind.DELETE, "orders", "o1", 9, None, event_time_ms=1_700_000_000_000
     )
 
 
