@@ -146,7 +146,12 @@ def ensure_topics(kafka: KafkaSettings, topics: TopicSettings, tables: Sequence[
     missing = sorted(wanted - existing)
     if not missing:
         return
-    config = {"retention.ms": str(topics.retention_ms), "max.message.bytes": str(MAX_MESSAGE_BYTES)}
+    config = {
+        **topics.config,
+        "retention.ms": str(topics.retention_ms),
+        "cleanup.policy": topics.cleanup_policy,
+        "max.message.bytes": str(MAX_MESSAGE_BYTES),
+    }
     futures = admin.create_topics(
         [NewTopic(t, topics.partitions, topics.replication_factor, config=config) for t in missing],
         request_timeout=30,
