@@ -21,6 +21,7 @@ COMMANDS: Mapping[str, str] = {
     "trace": "dynabridge.operations.commands:trace_command",
     "backfill": "dynabridge.operations.backfill:backfill_command",
     "dlq": "dynabridge.operations.dlq:dlq_group",
+    "reindex": "dynabridge.operations.commands:reindex_command",
     "dev": "dynabridge.devstack.cli:dev_group",
     "demo": "dynabridge.demo.commands:demo_command",
 }
@@ -65,5 +66,6 @@ def main() -> None:
 
     and `dynabridge dev up` for a real local stack (Kafka, Elasticsearch, OpenSearch, moto);
     `dynabridge demo` runs the whole pipeline on it and measures it.
-    Operator commands: replay, status, verify, trace, backfill, dlq (docs/operations.md).
+    Operator commands: replay, status, verify, trace, backfill, dlq, reindex
+    (docs/operations.md).
     """

@@ -5,14 +5,15 @@ Each step is independent; a failure is reported and the next step still runs.
 
 from __future__ import annotations
 
-import urllib.error
-import urllib.request
 from collections.abc import Callable
 
 from confluent_kafka import KafkaError, KafkaException  # noqa: TID251 - the demo's cleanup adapter
 from confluent_kafka.admin import AdminClient  # noqa: TID251 - the demo's cleanup adapter
 
+from bridge.runtime.settings import SearchSettings
+from consumers.indexer.backend import build_backend
 from consumers.indexer.documents import index_name
+from consumers.search.errors import SearchFailure
 from dynabridge.demo.errors import DemoError
 from dynabridge.demo.runconfig import Endpoints, RunNames
 from dynabridge.demo.table import DemoTable, client
@@ -49,12 +50,11 @@ def _delete_topics(bootstrap: str, topic: str) -> None:
 
 
 def _delete_index(endpoints: Endpoints, table: str) -> None:
-    url = f"{endpoints.search}/{index_name('', table)}"
-    request = urllib.request.Request(url, method="DELETE")  # noqa: S310 - the local stack
+    settings = SearchSettings(backend=endpoints.backend, hosts=[endpoints.search])
+    backend = build_backend(settings)
     try:
-        urllib.request.urlopen(request, timeout=10).close()  # noqa: S310
-    except urllib.error.HTTPError as error:
-        if error.code != 404:
-            raise DemoError(f"DELETE {url}: HTTP {error.code}") from None
-    except (urllib.error.URLError, OSError) as error:
-        raise DemoError(f"DELETE {url}: {error}") from None
+        backend.drop(index_name("", table))
+    except SearchFailure as error:
+        raise DemoError(f"deleting the index of {table}: {error}") from None
+    finally:
+        backend.close()

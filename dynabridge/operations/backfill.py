@@ -175,12 +175,19 @@ def _producer_factory(delivery_timeout_s: float) -> Callable[[dict[str, Any]], P
 def _check_tombstones(
     settings: Settings, table: str, window: Window, say: Callable[[str], None]
 ) -> None:
-    """Refuse when the table's index forgets deletes before a stale image could arrive."""
+    """Refuse when the table's index forgets deletes before a stale image could arrive (a
+    managed index keeps them as tombstones: nothing to check)."""
     from consumers.indexer.documents import index_name
-    from dynabridge.operations.gc_deletes import SearchCheckUnavailable, index_gc_deletes
+    from dynabridge.operations.gc_deletes import (
+        SearchCheckUnavailable,
+        index_gc_deletes,
+        keeps_tombstones,
+    )
 
     index = index_name(settings.search.index_prefix, table)
     try:
+        if keeps_tombstones(settings.search, index, settings.aws.region) is not False:
+            return
         actual = index_gc_deletes(settings.search, index, settings.aws.region)
     except SearchCheckUnavailable as error:
         say(f"warning: cannot read index.gc_deletes of {index} ({error}); make sure it is >= 1h")

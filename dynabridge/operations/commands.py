@@ -348,3 +348,116 @@ def trace_command(
 
 
 OPERATOR_COMMANDS = (replay_command, status_command, verify_command, trace_command)
+
+
+# -------------------------------------------------------------------------------- reindex
+
+
+@click.command("reindex")
+@config_option
+@table_option
+@click.option(
+    "--mappings",
+    "mappings_path",
+    type=click.Path(path_type=Path, dir_okay=False, exists=True),
+    help="JSON or YAML mappings for the new index, merged over search.index_mappings.",
+)
+@click.option(
+    "--settings",
+    "settings_path",
+    type=click.Path(path_type=Path, dir_okay=False, exists=True),
+    help="JSON or YAML index settings for the new index, merged over search.index_settings.",
+)
+@click.option("--dry-run", is_flag=True, help="Show the plan; change nothing.")
+@click.option("--drop-old", is_flag=True, help="Delete the previous index after the switch.")
+@click.option(
+    "--abort",
+    is_flag=True,
+    help="Give up an unfinished reindex: the old index takes writes again, the new one and "
+    "its consumer group are deleted.",
+)
+@click.option(
+    "--switch-lag",
+    type=click.IntRange(min=0),
+    default=0,
+    show_default=True,
+    help="Records of lag at or below which the new index counts as caught up (live tables "
+    "may never reach 0; the drain after the switch covers what is left).",
+)
+@json_option
+def reindex_command(
+    config_path: Path | None,
+    table: str,
+    mappings_path: Path | None,
+    settings_path: Path | None,
+    dry_run: bool,
+    drop_old: bool,
+    abort: bool,
+    switch_lag: int,
+    as_json: bool,
+) -> None:
+    """Rebuild TABLE's index with no downtime: a new generation (new mappings or settings)
+    filled from the topic by a consumer group of its own, verified against the table, then
+    swapped in behind the alias atomically while the live indexer keeps writing. Resumes
+    after a crash; refuses while another reindex of the table runs, and when the topic no
+    longer holds the table's whole history (then it says to backfill first). Exit 0 done,
+    2 bad input, 3 a service failed (rerun resumes), 5 refused (docs/operations.md)."""
+    from bridge.aws import aws_clients
+    from consumers.indexer.main import run_indexer
+    from consumers.search.factory import connect
+    from dynabridge.operations.backfills import BackfillRuns
+    from dynabridge.operations.dynamo import DynamoTables
+    from dynabridge.operations.generations import Generations
+    from dynabridge.operations.index_reader import build_reader
+    from dynabridge.operations.kafka_admin import KafkaAdmin
+    from dynabridge.operations.rebuild import Options, Rebuild, load_file
+    from dynabridge.operations.reindex import ReindexRefused
+    from dynabridge.operations.verify import verify
+
+    settings = settings_or_exit("reindex", config_path)
+    with reported("reindex"):
+        options = Options(
+            mappings=load_file(mappings_path),
+            settings=load_file(settings_path),
+            dry_run=dry_run,
+            drop_old=drop_old,
+            switch_lag=switch_lag,
+        )
+        dynamodb, streams = aws_clients(settings.aws)
+        kafka = KafkaAdmin(settings.kafka)
+        engine = Generations(connect(settings.search, settings.aws.region))
+        reader = build_reader(settings.search, settings.aws.region)
+
+        def verified(index: str, letters: Any) -> dict[str, Any]:
+            report = verify(DynamoTables(dynamodb, streams), reader, table=table, index=index,
+                            sample=20, dead_letters=letters)  # fmt: skip
+            return report.as_json()
+
+        def backfills_started_ms() -> list[int]:
+            try:
+                runs = BackfillRuns(dynamodb, settings.bridge.lease_table).backfills()
+            except OperationError:
+                return []
+            return [
+                int(b.started_at * 1000) for b in runs if b.table == table and b.state == "finished"
+            ]
+
+        rebuild = Rebuild(settings, table, options, engine, kafka, verified,
+                          backfills_started_ms, run_indexer, _say)  # fmt: skip
+        try:
+            if abort:
+                for line in rebuild.abort():
+                    click.echo(f"reindex {table}: {line}")
+                return
+            report = rebuild.run()
+        except ReindexRefused as error:
+            fail("reindex", f"refused: {error}", ExitCode.REFUSED)
+        finally:
+            kafka.close()
+            engine.close()
+            reader.close()
+    _emit(report.as_json() if as_json else report.text(), as_json)
+
+
+def _say(line: str) -> None:
+    click.echo(line, err=True)

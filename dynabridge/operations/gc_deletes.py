@@ -1,4 +1,6 @@
-"""Read ``index.gc_deletes`` of a table's index, for backfill's safety check.
+"""Read how long a table's index remembers deletes, for backfill's safety check: for ever
+(until purged) in a managed index, whose deletes are tombstone documents; ``index.gc_deletes``
+in any other.
 
 Goes through the one search client (``consumers.search.client``): the same auth, TLS and SigV4
 as the indexer. Failures leave as :class:`SearchCheckUnavailable`; the caller decides whether
@@ -12,6 +14,7 @@ from typing import Any
 from urllib.parse import quote
 
 from bridge.runtime.settings import SearchSettings
+from consumers.indexer.templates import is_managed
 from consumers.search.errors import IndexNotFound, SearchFailure
 from consumers.search.factory import connect
 
@@ -41,6 +44,27 @@ def index_gc_deletes(
     finally:
         client.close()
     return _gc_deletes(response, index)
+
+
+def keeps_tombstones(
+    settings: SearchSettings, index: str, aws_region: str | None = None
+) -> bool | None:
+    """Whether ``index`` (an alias: its write index) has the managed mapping, so its deletes are
+    tombstone documents; None when it does not exist yet (the indexer will create a managed
+    one, unless ``search.index_mappings`` or a template says otherwise)."""
+    try:
+        client = connect(settings, aws_region)
+    except SearchFailure as error:
+        raise SearchCheckUnavailable(str(error)) from None
+    try:
+        response = client.request("GET", f"/{quote(index, safe='')}/_mapping")
+    except IndexNotFound:
+        return None
+    except SearchFailure as error:
+        raise SearchCheckUnavailable(str(error)) from None
+    finally:
+        client.close()
+    return any(is_managed(body.get("mappings", {})) for body in response.values())
 
 
 def _gc_deletes(response: Mapping[str, Any], index: str) -> str:

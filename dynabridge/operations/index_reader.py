@@ -14,6 +14,7 @@ from typing import Any
 from urllib.parse import quote
 
 from bridge.runtime.settings import SearchSettings
+from consumers.indexer.templates import ALIAS_FILTER, TOMBSTONE
 from consumers.search.client import SearchClient
 from consumers.search.errors import IndexNotFound, SearchFailure, SearchUnavailable
 from consumers.search.factory import connect
@@ -56,11 +57,14 @@ class IndexReader:
             raise OperationError(str(error)) from None
 
     def count(self, index: str) -> int:
-        """Searchable documents (refreshed ones: up to ``refresh_interval`` behind)."""
-        return int(self._request("GET", f"/{_path(index)}/_count")["count"])
+        """Searchable documents, tombstones left out (refreshed ones: up to
+        ``refresh_interval`` behind)."""
+        body = {"query": ALIAS_FILTER}
+        return int(self._request("POST", f"/{_path(index)}/_count", body)["count"])
 
     def documents(self, index: str, ids: Sequence[str]) -> dict[str, StoredDocument]:
-        """The documents among ``ids`` the index holds (real time, no refresh needed)."""
+        """The documents among ``ids`` the index holds (real time, no refresh needed); a
+        tombstone (a deleted item's version, kept) is not a document."""
         found: dict[str, StoredDocument] = {}
         for start in range(0, len(ids), MGET_BATCH):
             body = {"ids": list(ids[start : start + MGET_BATCH])}
@@ -68,10 +72,9 @@ class IndexReader:
             for doc in response.get("docs", []):
                 if "error" in doc:
                     raise _doc_error(index, doc["error"])
-                if doc.get("found"):
-                    found[doc["_id"]] = StoredDocument(
-                        doc["_id"], int(doc["_version"]), dict(doc.get("_source") or {})
-                    )
+                source = doc.get("_source") or {}
+                if doc.get("found") and TOMBSTONE not in source:
+                    found[doc["_id"]] = StoredDocument(doc["_id"], int(doc["_version"]), source)
         return found
 
     def mappings(self, index: str) -> Mapping[str, Any] | None:
@@ -90,7 +93,7 @@ class IndexReader:
 
     def ids(self, index: str, page_size: int = 1000) -> Iterator[str]:
         """Every ``_id`` in the index, by scroll in index order (``_doc``), sources left out."""
-        body = {"size": page_size, "_source": False, "sort": ["_doc"]}
+        body = {"size": page_size, "_source": False, "sort": ["_doc"], "query": ALIAS_FILTER}
         page = self._request("POST", f"/{_path(index)}/_search?scroll={SCROLL_KEEPALIVE}", body)
         scroll_id = page.get("_scroll_id")
         try:

@@ -21,7 +21,9 @@ from confluent_kafka import (  # noqa: TID251 - the operations Kafka adapter
     TopicPartition,
 )
 from confluent_kafka.admin import AdminClient  # noqa: TID251 - the Kafka adapter
+from confluent_kafka.admin._config import ConfigResource  # noqa: TID251 - not re-exported
 from confluent_kafka.admin._listoffsets import OffsetSpec  # noqa: TID251 - the Kafka adapter
+from confluent_kafka.admin._resource import ResourceType  # noqa: TID251
 
 from bridge.runtime.settings import KafkaSettings
 from consumers.indexer.records import Record
@@ -81,6 +83,23 @@ class KafkaAdmin:
             tp.partition: int(self._result(future, f"ListOffsets {topic}[{tp.partition}]").offset)
             for tp, future in futures.items()
         }
+
+    def topic_config(self, topic: str, name: str) -> str | None:
+        """One configuration value of ``topic`` (e.g. ``cleanup.policy``)."""
+        resource = ConfigResource(ResourceType.TOPIC, topic)
+        future = self._admin.describe_configs([resource])[resource]
+        entries = self._result(future, f"DescribeConfigs {topic}")
+        entry = entries.get(name)
+        return None if entry is None else str(entry.value)
+
+    def delete_group(self, group: str) -> None:
+        """Forget ``group`` and its committed offsets (it must have no live member)."""
+        future = self._admin.delete_consumer_groups([group])[group]
+        try:
+            future.result(timeout=self._timeout_s)
+        except KafkaException as error:
+            if error.args[0].code() != KafkaError.GROUP_ID_NOT_FOUND:
+                raise OperationError(f"deleting consumer group {group}: {error}") from None
 
     def committed(self, group: str, topic: str, partitions: Iterable[int]) -> dict[int, int | None]:
         """The group's committed offsets; None where it never committed."""

@@ -49,11 +49,11 @@ from bridge.runtime.settings import SearchBackend as SearchBackendName
 from consumers.indexer.documents import doc_id, index_name
 from tests.bench.bench_search import (
     ENGINE_URLS,
-    _http,
     bodies,
     raw_client_docs_per_s,
     sample_events,
 )
+from tests.indices import drop_table_indices
 from tests.integration.indexer.indexer_harness import produce
 
 DYNABRIDGE = str(Path(sys.executable).parent / "dynabridge")
@@ -217,8 +217,7 @@ def main() -> None:
                 indexer = indexer_docs_per_s(args.bootstrap, url, engine.value, table, Path(tmp))
             finally:
                 index = index_name("bench-idx-", table)
-                _http("DELETE", f"{url}/{index}")
-                _http("DELETE", f"{url}/_index_template/dynabridge.{index}")
+                drop_table_indices(url, index)
                 AdminClient({"bootstrap.servers": args.bootstrap}).delete_topics(
                     [topic_name("bench.", table), topic_name("bench.", table) + ".dlq"]
                 )

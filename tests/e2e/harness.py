@@ -12,9 +12,10 @@ from typing import TYPE_CHECKING, Any
 
 from confluent_kafka.admin import AdminClient  # noqa: TID251 - tests clean up their topics
 
-from tests.e2e.checks import final_check, http, wait_until_indexed
+from tests.e2e.checks import final_check, wait_until_indexed
 from tests.e2e.pipeline import Names, Pipeline, _deep_merge, base_config
 from tests.e2e.workload import KeyKind, Ledger, TableSpec, TableWriter
+from tests.indices import drop_table_indices
 
 if TYPE_CHECKING:
     from mypy_boto3_dynamodb import DynamoDBClient
@@ -61,7 +62,7 @@ class E2E:
     ) -> float:
         """Until every index equals its table (or AssertionError); the seconds it took."""
         return wait_until_indexed(
-            self.es_url,
+            pipeline.config["search"]["hosts"][0],
             pipeline.names,
             ledgers,
             timeout_s,
@@ -131,5 +132,10 @@ class E2E:
                 for future in admin.delete_topics(topics, operation_timeout=10).values():
                     with contextlib.suppress(Exception):
                         future.result(timeout=30)
+            search_url = pipeline.config["search"]["hosts"][0]
             for table in names.tables:
-                http("DELETE", f"{es_url}/{names.index(table)}")
+                drop_table_indices(search_url, names.index(table))
+                with contextlib.suppress(Exception):
+                    AdminClient({"bootstrap.servers": kafka}).delete_consumer_groups(
+                        [f"{names.group}.reindex.{n}" for n in (1, 2, 3)]
+                    )

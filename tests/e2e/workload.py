@@ -189,6 +189,7 @@ class TableWriter:
         key_space: int,
         extra: Extra | None = None,
         single_ops: float = 0.03,
+        delete_ratio: float = 0.25,
     ) -> None:
         self._dynamodb = dynamodb
         self.ledger = ledger
@@ -196,6 +197,7 @@ class TableWriter:
         self._key_space = key_space
         self._extra = extra
         self._single_ops = single_ops
+        self._delete_ratio = delete_ratio
         self._rev = 0
 
     def step(self, budget: int) -> int:
@@ -207,7 +209,7 @@ class TableWriter:
         outcome: list[tuple[Item, Item | None]] = []
         for n in picked:
             keys = self.ledger.spec.key(n)
-            if self._deletable(keys) and self._rng.random() < 0.25:
+            if self._deletable(keys) and self._rng.random() < self._delete_ratio:
                 requests.append({"DeleteRequest": {"Key": keys}})
                 outcome.append((keys, None))
             else:

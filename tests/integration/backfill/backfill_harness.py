@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Any
 from bridge.backfill.plan import snapshot_event
 from bridge.contract import Item
 from consumers.indexer.documents import build_action, index_name
+from tests.indices import drop_table_indices
 from tests.tables import create_pk_sk_table
 
 if TYPE_CHECKING:
@@ -115,7 +116,7 @@ def drop(env: Env) -> None:
         with contextlib.suppress(env.dynamodb.exceptions.ResourceNotFoundException):
             env.dynamodb.delete_table(TableName=name)
     with contextlib.suppress(urllib.error.HTTPError):
-        request(env.es, "DELETE", env.index)
+        drop_table_indices(env.es, env.index)
 
 
 def request(base: str, method: str, path: str, body: Any = None) -> Any:
