@@ -62,7 +62,7 @@ class E2E:
     ) -> float:
         """Until every index equals its table (or AssertionError); the seconds it took."""
         return wait_until_indexed(
-            pipeline.config["search"]["hosts"][0],
+            pipeline.search_url,
             pipeline.names,
             ledgers,
             timeout_s,
@@ -79,7 +79,7 @@ class E2E:
             dynamodb=self.dynamodb,
             streams=self.streams,
             kafka=pipeline.config["kafka"]["bootstrap_servers"],
-            url=self.es_url,
+            url=pipeline.search_url,
             names=pipeline.names,
             ledgers=ledgers,
             verify_config=verify_config or pipeline.config_path,
@@ -109,7 +109,8 @@ class E2E:
         )
         workdir = self.workdir / f"pipeline-{len(self.pipelines)}"
         workdir.mkdir()
-        pipeline = Pipeline(workdir, names, _deep_merge(config, overrides or {}))
+        search = search_url or self._endpoints["es"]
+        pipeline = Pipeline(workdir, names, _deep_merge(config, overrides or {}), search)
         self.pipelines.append(pipeline)
         for spec in specs:
             spec.create(self.dynamodb)
@@ -132,7 +133,7 @@ class E2E:
                 for future in admin.delete_topics(topics, operation_timeout=10).values():
                     with contextlib.suppress(Exception):
                         future.result(timeout=30)
-            search_url = pipeline.config["search"]["hosts"][0]
+            search_url = pipeline.search_url
             for table in names.tables:
                 drop_table_indices(search_url, names.index(table))
                 with contextlib.suppress(Exception):

@@ -173,10 +173,15 @@ class Process:
 class Pipeline:
     """One test's configuration file, its processes and their logs."""
 
-    def __init__(self, workdir: Path, names: Names, config: dict[str, Any]) -> None:
+    def __init__(
+        self, workdir: Path, names: Names, config: dict[str, Any], search_url: str | None = None
+    ) -> None:
         self.workdir = workdir
         self.names = names
         self.config = config
+        self.search_url = search_url or config["search"]["hosts"][0]
+        """The engine itself, for the test's own checks and clean-up (the processes may go
+        through a proxy)."""
         self.config_path = workdir / "dynabridge.yaml"
         self.config_path.write_text(yaml.safe_dump(config, sort_keys=False))
         self.started: list[Process] = []
