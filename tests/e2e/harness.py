@@ -91,8 +91,11 @@ class E2E:
         *,
         kafka: str | None = None,
         search_url: str | None = None,
+        engine_url: str | None = None,
         overrides: dict[str, Any] | None = None,
     ) -> tuple[Pipeline, list[Ledger]]:
+        """``search_url`` is what the processes talk to (a proxy, say); ``engine_url`` the engine
+        itself, for the test's own checks and clean-up (default: ``search_url``)."""
         specs = [TableSpec(self._unique(f"e2e{i}"), kind) for i, kind in enumerate(kinds)]
         names = Names(
             tables=tuple(s.name for s in specs),
@@ -109,7 +112,7 @@ class E2E:
         )
         workdir = self.workdir / f"pipeline-{len(self.pipelines)}"
         workdir.mkdir()
-        search = search_url or self._endpoints["es"]
+        search = engine_url or search_url or self._endpoints["es"]
         pipeline = Pipeline(workdir, names, _deep_merge(config, overrides or {}), search)
         self.pipelines.append(pipeline)
         for spec in specs:

@@ -71,7 +71,9 @@ def test_search_engine_unreachable_for_30s_in_the_middle_of_the_workload(e2e: E2
     real = urlsplit(e2e.es_url)
     proxy = TcpProxy(real.hostname or "127.0.0.1", real.port or 9200)
     try:
-        pipeline, ledgers = e2e.make([KeyKind.S, KeyKind.S_N], search_url=proxy.url)
+        pipeline, ledgers = e2e.make(
+            [KeyKind.S, KeyKind.S_N], search_url=proxy.url, engine_url=e2e.es_url
+        )
         operator = pipeline.operator_config(search={"hosts": [e2e.es_url]})
         pipeline.start_all()
         progress = Progress(3_000)
