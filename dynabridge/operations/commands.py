@@ -431,7 +431,7 @@ def reindex_command(
         def verified(index: str, letters: Any) -> dict[str, Any]:
             report = verify(DynamoTables(dynamodb, streams), reader, table=table, index=index,
                             sample=20, dead_letters=letters)  # fmt: skip
-            return report.as_json()
+            return {**report.as_json(), "differing_ids": report.differing}
 
         def backfills_started_ms() -> list[int]:
             try:
@@ -442,7 +442,7 @@ def reindex_command(
                 int(b.started_at * 1000) for b in runs if b.table == table and b.state == "finished"
             ]
 
-        rebuild = Rebuild(settings, table, options, engine, kafka, verified,
+        rebuild = Rebuild(settings, table, options, engine, kafka, verified, reader.documents,
                           backfills_started_ms, run_indexer, _say)  # fmt: skip
         try:
             if abort:

@@ -104,6 +104,8 @@ class VerifyReport:
     equal_documents: int = 0
     counts: dict[str, int] = field(default_factory=lambda: {kind.value: 0 for kind in DiffKind})
     examples: list[Difference] = field(default_factory=list)
+    differing: list[str] = field(default_factory=list)
+    """The id of every difference but the dead-lettered ones (not in :meth:`as_json`)."""
 
     @property
     def equal(self) -> bool:
@@ -115,6 +117,8 @@ class VerifyReport:
             if self.counts[kind] < self.sample:
                 self.examples.append(difference)
             self.counts[kind] += 1
+            if difference.kind is not DiffKind.DEAD_LETTERED:
+                self.differing.append(difference.doc_id)
 
     def as_json(self) -> dict[str, Any]:
         return {

@@ -12,7 +12,7 @@ import os
 import socket
 import threading
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -26,6 +26,7 @@ from consumers.indexer.templates import generation_name, index_body
 from dynabridge.operations.dead_letters import dead_lettered_ids, read_letters
 from dynabridge.operations.errors import OperationError
 from dynabridge.operations.generations import Generations, Layout
+from dynabridge.operations.index_reader import StoredDocument
 from dynabridge.operations.kafka_admin import KafkaAdmin
 from dynabridge.operations.reindex import (
     ALIVE_WATCH_S,
@@ -40,6 +41,7 @@ from dynabridge.operations.reindex import (
     lag,
     next_layout_plan,
     progress_line,
+    unsettled,
 )
 
 
@@ -50,6 +52,10 @@ def legacy_copy(alias: str) -> str:
 
 Say = Callable[[str], None]
 RunIndexer = Callable[[Settings, threading.Event, Mapping[str, str]], int]
+Verify = Callable[[str, Mapping[str, tuple[str, str]]], dict[str, Any]]
+"""(index, dead letters) -> ``VerifyReport.as_json()`` plus ``differing_ids``."""
+Documents = Callable[[str, Sequence[str]], Mapping[str, StoredDocument]]
+"""(index, ids) -> the documents among ``ids`` the index holds (real time)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -85,7 +91,8 @@ class Rebuild:
         options: Options,
         engine: Generations,
         kafka: KafkaAdmin,
-        verify: Callable[[str, Mapping[str, tuple[str, str]]], dict[str, Any]],
+        verify: Verify,
+        documents: Documents,
         backfills_started_ms: Callable[[], list[int]],
         run_indexer: RunIndexer,
         say: Say,
@@ -98,6 +105,7 @@ class Rebuild:
         self._engine = engine
         self._kafka = kafka
         self._verify = verify
+        self._documents = documents
         self._backfills_started_ms = backfills_started_ms
         self._run_indexer = run_indexer
         self._say = say
@@ -316,22 +324,56 @@ class Rebuild:
                 "and reindex again"
             )
         letters = dead_lettered_ids(every)
-        for round_ in range(1, self._options.verify_rounds + 1):
-            report = self._verify(plan.new, letters)
-            counts = report["differences"]
-            blocking = {k: n for k, n in counts.items() if n and k != "dead_lettered"}
-            if not blocking:
-                return {"verdict": "EQUAL" if report["equal"] else "DEAD_LETTERED", **counts}
+        report = self._verify(plan.new, letters)
+        blocking = _blocking(report)
+        if not blocking:
+            return {"verdict": "EQUAL" if report["equal"] else "DEAD_LETTERED", **_counts(report)}
+        round_one = report
+        pending: list[str] = list(report.get("differing_ids", ()))
+        for round_ in range(2, self._options.verify_rounds + 1):
             self._say(
-                f"reindex {self._table}: verify round {round_}: {blocking} (changes in flight?);"
-                " catching up and verifying again"
+                f"reindex {self._table}: verify round {round_ - 1}: {blocking} (changes in "
+                "flight?); catching up and verifying again"
             )
             self._wait_caught_up(plan, self._filler)
+            if plan.old is None or not pending:
+                # Nothing live to compare with: the whole table again.
+                report = self._verify(plan.new, letters)
+                blocking = _blocking(report)
+                if not blocking:
+                    return {
+                        "verdict": "EQUAL" if report["equal"] else "DEAD_LETTERED",
+                        **_counts(report),
+                    }
+                pending = list(report.get("differing_ids", ()))
+                continue
+            # Under live writes the table is always ahead of the topic: only the ids that
+            # differed are looked at again, against the live generation (see ``unsettled``).
+            pending = unsettled(
+                pending, self._documents(plan.new, pending), self._documents(plan.old, pending)
+            )
+            if not pending:
+                counts = _counts(round_one)
+                in_flight = sum(n for k, n in counts.items() if k != "dead_lettered")
+                return {
+                    "verdict": "EQUAL" if not counts["dead_lettered"] else "DEAD_LETTERED",
+                    **{k: (0 if k != "dead_lettered" else n) for k, n in counts.items()},
+                    "in_flight": in_flight,
+                }
+            blocking = {"unlike_the_live_index": len(pending)}
         raise OperationError(
             f"{plan.new} still differs from the table after {self._options.verify_rounds} "
             f"rounds ({json.dumps(blocking)}); the alias was not switched: run `dynabridge "
             f"verify` on {plan.new}, fix the cause and rerun reindex (it resumes)"
         )
+
+
+def _counts(report: Mapping[str, Any]) -> dict[str, int]:
+    return dict(report["differences"])
+
+
+def _blocking(report: Mapping[str, Any]) -> dict[str, int]:
+    return {k: n for k, n in _counts(report).items() if n and k != "dead_lettered"}
 
 
 class _Heartbeat:

@@ -24,7 +24,9 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from consumers.indexer.templates import generation_name
+from dynabridge.operations.comparison import same
 from dynabridge.operations.generations import Layout
+from dynabridge.operations.index_reader import StoredDocument
 from dynabridge.operations.offset_targets import Watermarks
 
 HEARTBEAT_S = 5.0
@@ -133,6 +135,31 @@ def eta_s(remaining: int, rate_per_s: float) -> float:
 
 def caught_up(remaining: Mapping[int, int], threshold: int) -> bool:
     return sum(remaining.values()) <= threshold
+
+
+def unsettled(
+    ids: Iterable[str], new: Mapping[str, StoredDocument], live: Mapping[str, StoredDocument]
+) -> list[str]:
+    """Ids whose document the new generation does not hold as the live one does.
+
+    A document of the new generation that differs from the table is a change still in flight
+    when the live generation (fed from the same topic) holds the very same version and
+    ``_source``: the pipeline has not delivered that change to either yet, and the switch loses
+    nothing. Absent from both (deleted, or not indexed yet in either) counts as the same.
+    """
+    pending = []
+    for doc_id in ids:
+        ours, theirs = new.get(doc_id), live.get(doc_id)
+        if ours is None and theirs is None:
+            continue
+        if (
+            ours is None
+            or theirs is None
+            or ours.version != theirs.version
+            or not same(ours.source, theirs.source)
+        ):
+            pending.append(doc_id)
+    return pending
 
 
 def alive(

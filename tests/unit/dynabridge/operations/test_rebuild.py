@@ -6,7 +6,7 @@ copied before the switch removes it, and every refusal leaves nothing half done.
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
 import pytest
@@ -16,9 +16,10 @@ from consumers.indexer.dlq import HEADER_ERROR_TYPE, HEADER_INDEX
 from consumers.indexer.records import Record
 from dynabridge.operations.errors import OperationError
 from dynabridge.operations.generations import Layout
+from dynabridge.operations.index_reader import StoredDocument
 from dynabridge.operations.offset_targets import Watermarks
 from dynabridge.operations.rebuild import Options, Rebuild
-from dynabridge.operations.reindex import ReindexRefused
+from dynabridge.operations.reindex import ReindexRefused, unsettled
 
 TABLE = "orders"
 ALIAS = "idx-orders"
@@ -48,7 +49,8 @@ class World:
         self.fills: list[dict[str, str]] = []
         self.letters: list[Record] = []
         """The dead-letter topic's records."""
-        """The index overrides of every fill started."""
+        self.documents: dict[str, list[dict[str, StoredDocument]]] = {}
+        """Per index, what each successive ``_mget`` finds (the last one repeats)."""
 
     # ------------------------------------------------------------------ engine (Generations)
 
@@ -155,6 +157,7 @@ def _rebuild(
     verdicts: list[dict[str, int]] | None = None,
     options: Options | None = None,
     backfills_ms: list[int] | None = None,
+    differing: list[str] | None = None,
 ) -> Rebuild:
     verdicts = list(verdicts or [{}])
 
@@ -162,7 +165,14 @@ def _rebuild(
         world.log.append(("verify", index))
         counts = {"missing": 0, "extra": 0, "different": 0, "dead_lettered": 0}
         counts.update(verdicts.pop(0) if len(verdicts) > 1 else verdicts[0])
-        return {"differences": counts, "equal": not any(counts.values())}
+        found = {"differences": counts, "equal": not any(counts.values())}
+        return {**found, "differing_ids": list(differing or [])}
+
+    def documents(index: str, ids: Sequence[str]) -> dict[str, StoredDocument]:
+        world.log.append(("mget", index, *ids))
+        answers = world.documents.get(index, [{}])
+        found = answers.pop(0) if len(answers) > 1 else answers[0]
+        return {i: found[i] for i in ids if i in found}
 
     def fill(settings: Settings, stop: threading.Event, overrides: Mapping[str, str]) -> int:
         world.fills.append(dict(overrides))
@@ -174,13 +184,13 @@ def _rebuild(
 
     return Rebuild(
         _settings(), TABLE, options or Options(), world, Kafka(world),  # type: ignore[arg-type]
-        verify, lambda: list(backfills_ms or []), fill, lambda line: None,
+        verify, documents, lambda: list(backfills_ms or []), fill, lambda line: None,
         sleep=lambda s: None,
     )  # fmt: skip
 
 
 def _steps(world: World) -> list[tuple[str, ...]]:
-    return [step for step in world.log if step[0] != "verify"]
+    return [step for step in world.log if step[0] not in ("verify", "mget")]
 
 
 def test_the_old_index_refuses_writes_before_the_drain_and_the_switch_follows_it() -> None:
@@ -278,3 +288,41 @@ def test_documents_the_new_mappings_refuse_stop_the_switch() -> None:
     live_only = World({1: {}})
     live_only.letters = [_letter(0, GEN1)]  # the live index's refusal: not the new one's
     assert _rebuild(live_only).run().switched
+
+
+def _doc(version: int, **source: Any) -> StoredDocument:
+    return StoredDocument("x", version, dict(source))
+
+
+def test_a_document_is_settled_when_the_live_generation_holds_the_same_one() -> None:
+    new = {"a": _doc(5, v=1), "b": _doc(5, v=1), "c": _doc(6, v=2), "e": _doc(3, v=1.0)}
+    live = {"a": _doc(5, v=1), "b": _doc(4, v=1), "d": _doc(1), "e": _doc(3, v=1)}
+    # a same; b other version; c absent from live; d absent from new; e equal numbers; f neither
+    assert unsettled(["a", "b", "c", "d", "e", "f"], new, live) == ["b", "c", "d"]
+
+
+def test_differences_the_live_index_shares_are_in_flight_and_do_not_stop_the_switch() -> None:
+    world = World({1: {}})
+    # Round 1: a and b differ from the table. After catching up, b is still unlike the live
+    # generation (the rebuild is behind on it); next round both agree with it.
+    world.documents = {
+        GEN2: [{"a": _doc(2, v=1), "b": _doc(1, v=0)}, {"a": _doc(2, v=1), "b": _doc(3, v=2)}],
+        GEN1: [{"a": _doc(2, v=1), "b": _doc(3, v=2)}],
+    }
+    report = _rebuild(world, verdicts=[{"different": 2}], differing=["a", "b"]).run()
+    assert report.switched
+    assert report.verify["verdict"] == "EQUAL"
+    assert report.verify["in_flight"] == 2
+    assert [s for s in world.log if s[0] == "verify"] == [("verify", GEN2)], "no second Scan"
+    assert [s for s in world.log if s[0] == "mget"] == [
+        ("mget", GEN2, "a", "b"), ("mget", GEN1, "a", "b"),
+        ("mget", GEN2, "b"), ("mget", GEN1, "b"),
+    ]  # fmt: skip
+
+
+def test_a_document_unlike_the_live_generation_round_after_round_stops_the_switch() -> None:
+    world = World({1: {}})
+    world.documents = {GEN2: [{"a": _doc(1, v=0)}], GEN1: [{"a": _doc(2, v=1)}]}
+    with pytest.raises(OperationError, match="unlike_the_live_index"):
+        _rebuild(world, verdicts=[{"missing": 1}], differing=["a"]).run()
+    assert not any(step[0] in ("block", "switch") for step in world.log)
