@@ -23,6 +23,7 @@ from hypothesis import settings
 from dynabridge.devstack import readiness
 from dynabridge.devstack import stack as devstack
 from dynabridge.devstack.config import StackConfig, load
+from tests.streamsim import SimTables, StreamSimServer, session_server
 
 # Property tests run on a shared 2-core machine next to the JVM servers: a per-example time
 # limit only turns load into failures, and every property keeps its assertions without it.
@@ -128,3 +129,19 @@ def unique_name() -> Callable[[str], str]:
         return f"{prefix}-{uuid.uuid4().hex[:8]}"
 
     return make
+
+
+@pytest.fixture(scope="session")
+def streamsim(moto_endpoint: str) -> Iterator[StreamSimServer]:
+    """The DynamoDB Streams simulator (tests/streamsim.py), in front of the shared moto."""
+    yield from session_server(moto_endpoint)
+
+
+@pytest.fixture
+def sim_tables(
+    streamsim: StreamSimServer, dynamodb: DynamoDBClient, unique_name: Callable[[str], str]
+) -> Iterator[SimTables]:
+    """Per-test simulated tables (``sim_tables.moto_table(shards=4, ...)``), dropped after."""
+    tables = SimTables(streamsim, dynamodb, unique_name)
+    yield tables
+    tables.cleanup()

@@ -17,6 +17,7 @@ from dynabridge.devstack.artifacts import ArtifactError
 from dynabridge.devstack.config import ConfigError, StackConfig, env_var, load
 from dynabridge.devstack.ports import PortInUseError
 from dynabridge.devstack.services import SERVICE_NAMES, StartError
+from dynabridge.streamsim.cli import streams_sim_command
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -165,3 +166,6 @@ def _print_table(statuses: list[stack.ServiceStatus]) -> None:
         click.echo(
             f"{s.name:<14} {s.state.value:<10} {s.endpoint:<23} {s.version:<7} pid {pid:<7} {rss}"
         )
+
+
+dev_group.add_command(streams_sim_command)
