@@ -24,7 +24,12 @@ _REGION = re.compile(r"Credential=[^/,\s]+/\d+/([a-z0-9-]+)/")
 class Reply:
     status: int
     headers: list[tuple[str, str]]
-    body: bytes
+    body: bytes | list[bytes]
+    """The body, or its chunks in order (sent without joining them)."""
+
+    @property
+    def data(self) -> bytes:
+        return self.body if isinstance(self.body, bytes) else b"".join(self.body)
 
     def header(self, name: str) -> str | None:
         lowered = name.lower()
@@ -66,12 +71,12 @@ class Moto:
         }
         reply = self._post(headers, orjson.dumps(request))
         try:
-            answer = orjson.loads(reply.body) if reply.body else {}
+            answer = orjson.loads(reply.data) if reply.data else {}
         except orjson.JSONDecodeError:
             answer = {}
         if reply.status != 200:
             kind = str(answer.get("__type", "")).rpartition("#")[2] if answer else ""
-            message = str(answer.get("message", "")) if answer else reply.body[:200].decode()
+            message = str(answer.get("message", "")) if answer else reply.data[:200].decode()
             raise MotoError(reply.status, kind or f"HTTP{reply.status}", message)
         return answer
 

@@ -10,6 +10,7 @@ records serialized when they were written, so the GIL is held for microseconds p
 from __future__ import annotations
 
 import logging
+import socket
 import threading
 import uuid
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -90,7 +91,8 @@ class Simulator:
                     request, self._moto_streams(headers, request)
                 )
                 return _ok(orjson.dumps(answer))
-            return _ok(self.streams.handle(operation, request))
+            chunks = self.streams.handle_chunks(operation, request)
+            return Reply(200, [("Content-Type", JSON_TYPE)], chunks)
         except ApiError as error:
             return _error_reply(error)
         except Foreign as foreign:
@@ -108,7 +110,7 @@ class Simulator:
         reply = self.moto.forward(headers, orjson.dumps(asked))
         if reply.status != 200:
             return []
-        streams = orjson.loads(reply.body).get("Streams", [])
+        streams = orjson.loads(reply.data).get("Streams", [])
         return [s for s in streams if s.get("TableName") not in self.world.tables]
 
     def _feed(self, table: SimTable) -> None:
@@ -183,21 +185,40 @@ class _Handler(BaseHTTPRequestHandler):
         length = int(self.headers.get("Content-Length") or 0)
         return self.rfile.read(length) if length else b""
 
-    def _send(self, status: int, headers: list[tuple[str, str]], body: bytes) -> None:
+    def _send(self, status: int, headers: list[tuple[str, str]], body: bytes | list[bytes]) -> None:
+        chunks = [body] if isinstance(body, bytes) else body
         self.send_response(status)
         for name, value in headers:
             self.send_header(name, value)
         if not any(name.lower() == "x-amzn-requestid" for name, _ in headers):
             self.send_header("x-amzn-RequestId", uuid.uuid4().hex)
-        self.send_header("Content-Length", str(len(body)))
+        self.send_header("Content-Length", str(sum(map(len, chunks))))
         self.end_headers()
-        self.wfile.write(body)
+        send_all(self.connection, chunks)
 
     def log_request(self, code: int | str = "-", size: int | str = "-") -> None:
         """Requests are counted in the stats, not logged one by one."""
 
     def log_message(self, format: str, *args: Any) -> None:
         log.debug(format, *args)
+
+
+IOV_MAX = 1024
+
+
+def send_all(sock: socket.socket, chunks: list[bytes]) -> None:
+    """Send ``chunks`` in order with scatter-gather writes (no joined copy of the body)."""
+    views = [memoryview(chunk) for chunk in chunks if chunk]
+    first = 0
+    while first < len(views):
+        sent = sock.sendmsg(views[first : first + IOV_MAX])
+        while sent:
+            size = len(views[first])
+            if sent < size:
+                views[first] = views[first][sent:]
+                break
+            sent -= size
+            first += 1
 
 
 class SimServer(ThreadingHTTPServer):

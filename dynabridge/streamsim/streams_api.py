@@ -39,18 +39,26 @@ class Foreign(Exception):  # noqa: N818 - a routing signal, not a failure
     """The request names a stream or iterator the simulator does not own."""
 
 
+Body = list[bytes]
+"""A response body in chunks, sent without joining them (a page is ~1 MB of records that were
+serialized one by one; joining them again would cost a copy per page)."""
+
+
 class StreamsApi:
     def __init__(self, world: World, *, sleep: Callable[[float], None] = time.sleep) -> None:
         self._world = world
         self._sleep = sleep
-        self._operations: dict[str, Callable[[dict[str, Any]], bytes]] = {
-            "ListStreams": self.list_streams,
-            "DescribeStream": self.describe_stream,
-            "GetShardIterator": self.get_shard_iterator,
-            "GetRecords": self.get_records,
+        self._operations: dict[str, Callable[[dict[str, Any]], Body]] = {
+            "ListStreams": lambda request: [self.list_streams(request)],
+            "DescribeStream": lambda request: [self.describe_stream(request)],
+            "GetShardIterator": lambda request: [self.get_shard_iterator(request)],
+            "GetRecords": self.get_records_chunks,
         }
 
     def handle(self, operation: str, request: dict[str, Any]) -> bytes:
+        return b"".join(self.handle_chunks(operation, request))
+
+    def handle_chunks(self, operation: str, request: dict[str, Any]) -> Body:
         method = self._operations.get(operation)
         if method is None:
             raise errors.ApiError("UnknownOperationException", f"Unknown operation {operation}")
@@ -179,6 +187,9 @@ class StreamsApi:
     # -- GetRecords ----------------------------------------------------------------------
 
     def get_records(self, request: dict[str, Any]) -> bytes:
+        return b"".join(self.get_records_chunks(request))
+
+    def get_records_chunks(self, request: dict[str, Any]) -> Body:
         token = _required(request, "ShardIterator")
         limit = _limit(request, "Limit", MAX_GET_RECORDS_LIMIT, None)
         try:
@@ -211,14 +222,17 @@ class StreamsApi:
         finally:
             with stream.lock:
                 stream.readers[shard.shard_id] -= 1
-        body = b'{"Records":[' + b",".join(page.bodies) + b"]"
-        if not page.at_end:
-            next_token = ShardIterator(stream.arn, shard.shard_id, page.after, int(now * 1000))
-            body += b',"NextShardIterator":"' + next_token.token().encode() + b'"'
-        world.stats.poll(
-            stream.table.name, shard.shard_id, started, world.clock(), len(page.bodies)
-        )
-        return body + b"}"
+        records = page.bodies
+        chunks = [b","] * (2 * len(records) + 1)
+        chunks[0] = b'{"Records":['
+        chunks[1::2] = records
+        if page.at_end:
+            chunks[-1] = b"]}"
+        else:
+            token = ShardIterator(stream.arn, shard.shard_id, page.after, int(now * 1000)).token()
+            chunks[-1] = b'],"NextShardIterator":"' + token.encode() + b'"}'
+        world.stats.poll(stream.table.name, shard.shard_id, started, world.clock(), len(records))
+        return chunks
 
     def _check_expiry(self, iterator: ShardIterator, ttl_s: float, now: float) -> None:
         age_ms = now * 1000 - iterator.issued_ms

@@ -18,7 +18,6 @@ import math
 import random
 import threading
 import time
-import uuid
 import zlib
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -27,7 +26,7 @@ from typing import Any
 import orjson
 
 from dynabridge.streamsim.config import ConfigError
-from dynabridge.streamsim.records import MAX_ITEM_BYTES, Change, Item, item_size
+from dynabridge.streamsim.records import MAX_ITEM_BYTES, Change, Item, item_size, number_size
 from dynabridge.streamsim.world import KeyAttribute
 
 WRITE_TIME_ATTRIBUTE = "written_at_us"
@@ -115,7 +114,8 @@ def _checked(data: Mapping[str, Any]) -> dict[str, Any]:
 
 @dataclass(slots=True)
 class StoredItem:
-    item: Item
+    json: bytes
+    """The item in typed JSON, serialized once: records and reads embed it as is."""
     size: int
     turn: int
 
@@ -138,7 +138,7 @@ class TableState:
 
     def as_json(self) -> dict[str, Any]:
         return {
-            "items": [stored.item for _, stored in sorted(self.items.items())],
+            "items": [orjson.Fragment(stored.json) for _, stored in sorted(self.items.items())],
             "changes": self.changes,
         }
 
@@ -176,22 +176,24 @@ class ChangeMaker:
         stored = state.items.get(key)
         now = self._clock()
         state.changes += 1
-        event_id = uuid.UUID(int=rng.getrandbits(128), version=4).hex
+        event_id = f"{rng.getrandbits(128):032x}"
         key_bytes = item_size(keys)
         if stored is not None and rng.random() < config.remove_share:
             del state.items[key]
             return Change(
-                "REMOVE", keys, None, stored.item, now, event_id,
+                "REMOVE", keys, None, orjson.Fragment(stored.json), now, event_id,
                 ttl_delete=rng.random() < config.ttl_share,
                 size_bytes=key_bytes + stored.size,
             )  # fmt: skip
         turn = 0 if stored is None else stored.turn + 1
         item, size = self._item(keys, turn, now)
-        state.items[key] = StoredItem(item, size, turn)
+        serialized = orjson.dumps(item)
+        state.items[key] = StoredItem(serialized, size, turn)
+        new = orjson.Fragment(serialized)
         if stored is None:
-            return Change("INSERT", keys, item, None, now, event_id, size_bytes=key_bytes + size)
+            return Change("INSERT", keys, new, None, now, event_id, size_bytes=key_bytes + size)
         return Change(
-            "MODIFY", keys, item, stored.item, now, event_id,
+            "MODIFY", keys, new, orjson.Fragment(stored.json), now, event_id,
             size_bytes=key_bytes + size + stored.size,
         )  # fmt: skip
 
@@ -216,49 +218,66 @@ def _realistic(rng: random.Random, item: Item, turn: int, target: int) -> tuple[
         [str(rng.randrange(10_000)), f"{rng.randrange(10_000)}.{rng.randrange(100):02d}",
          "9" * 38, "-0.000001", "1E+5"]
     )  # fmt: skip
-    item.update(
-        {
-            "name": {"S": rng.choice(["Zoë", "Łukasz", "大輔", "Ana", "O'Brien"]) + f" {turn}"},
-            "amount": {"N": amount},
-            "active": {"BOOL": rng.random() < 0.5},
-            "nothing": {"NULL": True},
-            "blob": {"B": base64.b64encode(rng.randbytes(12)).decode()},
-            "tags": {"SS": sorted({f"tag{rng.randrange(9)}" for _ in range(3)})},
-            "scores": {"NS": sorted({rng.choice(_NUMBERS) for _ in range(3)})},
-            "chunks": {"BS": ["AAE=", "/w=="]},  # b"\x00\x01", b"\xff"
-            "history": {"L": [
-                {"S": "created"}, {"N": str(turn)}, {"BOOL": True}, {"NULL": True},
-                {"M": {"at": {"N": str(turn * 10)}, "by": {"S": "system"}}},
-                {"L": [{"N": "1.5"}, {"S": "x"}]},
-            ]},
-            "profile": {"M": {
-                "address": {"M": {"city": {"S": "Paris"}, "geo": {"M": {
-                    "lat": {"N": "48.8566"}, "lon": {"N": "2.3522"}}}}},
-                "prefs": {"L": [{"S": "email"}, {"BOOL": False}]},
-            }},
-            "drift": _drifting(turn),
-        }
-    )  # fmt: skip
-    return _padded(item, target)
+    variable: Item = {
+        "name": {"S": rng.choice(_NAMES) + f" {turn}"},
+        "amount": {"N": amount},
+        "active": {"BOOL": rng.random() < 0.5},
+        "blob": {"B": base64.b64encode(rng.randbytes(12)).decode()},
+        "tags": {"SS": sorted({f"tag{rng.randrange(9)}" for _ in range(3)})},
+        "scores": {"NS": sorted({rng.choice(_NUMBERS) for _ in range(3)})},
+        "drift": _drifting(turn),
+    }  # fmt: skip
+    size = item_size(item) + item_size(variable) + _CONSTANT_SIZE + _history_size(turn)
+    item.update(variable)
+    item["history"] = _history(turn)
+    item.update(_CONSTANT)
+    return _padded(item, target, size)
 
 
+def _history(turn: int) -> dict[str, Any]:
+    return {"L": [
+        {"S": "created"}, {"N": str(turn)}, {"BOOL": True}, {"NULL": True},
+        {"M": {"at": {"N": str(turn * 10)}, "by": {"S": "system"}}},
+        {"L": [{"N": "1.5"}, {"S": "x"}]},
+    ]}  # fmt: skip
+
+
+def _history_size(turn: int) -> int:
+    """``item_size({"history": _history(turn)})`` without walking it."""
+    return _HISTORY_BASE + number_size(str(turn)) + number_size(str(turn * 10))
+
+
+_NAMES = ("Zoë", "Łukasz", "大輔", "Ana", "O'Brien")
 _NUMBERS = ("1", "2.5", "-3", "1000000", "0.125")
+_CONSTANT: Item = {
+    "nothing": {"NULL": True},
+    "chunks": {"BS": ["AAE=", "/w=="]},  # b"\x00\x01", b"\xff"
+    "profile": {"M": {
+        "address": {"M": {"city": {"S": "Paris"}, "geo": {"M": {
+            "lat": {"N": "48.8566"}, "lon": {"N": "2.3522"}}}}},
+        "prefs": {"L": [{"S": "email"}, {"BOOL": False}]},
+    }},
+}  # fmt: skip
+_CONSTANT_SIZE = item_size(_CONSTANT)
+_HISTORY_BASE = item_size({"history": _history(0)}) - 2 * number_size("0")
 
 
 def _drifting(turn: int) -> dict[str, Any]:
     """The attribute whose type changes: N, S, M, L, BOOL, in turn."""
-    shapes: list[dict[str, Any]] = [
-        {"N": str(turn)},
-        {"S": f"text-{turn}"},
-        {"M": {"k": {"N": "1"}}},
-        {"L": [{"S": "x"}, {"N": "2"}]},
-        {"BOOL": turn % 2 == 0},
-    ]
-    return shapes[turn % len(shapes)]
+    kind = turn % 5
+    if kind == 0:
+        return {"N": str(turn)}
+    if kind == 1:
+        return {"S": f"text-{turn}"}
+    if kind == 2:
+        return {"M": {"k": {"N": "1"}}}
+    if kind == 3:
+        return {"L": [{"S": "x"}, {"N": "2"}]}
+    return {"BOOL": turn % 2 == 0}
 
 
-def _padded(item: Item, target: int) -> tuple[Item, int]:
-    size = item_size(item)
+def _padded(item: Item, target: int, size: int | None = None) -> tuple[Item, int]:
+    size = item_size(item) if size is None else size
     room = target - size - len("payload")
     if room > 0:
         item["payload"] = {"S": "p" * room}
@@ -315,7 +334,7 @@ def read(state: TableState, operation: str, request: dict[str, Any]) -> dict[str
         except KeyError:
             raise ConfigError(f"GetItem needs the key attributes {names}") from None
         stored = state.items.get(key)
-        return {"Item": stored.item} if stored is not None else {}
+        return {"Item": orjson.Fragment(stored.json)} if stored is not None else {}
     ordered = sorted(state.items.items())
     start = request.get("ExclusiveStartKey")
     if isinstance(start, dict):
@@ -328,11 +347,10 @@ def read(state: TableState, operation: str, request: dict[str, Any]) -> dict[str
     limit = request.get("Limit")
     page = ordered[:limit] if isinstance(limit, int) and limit > 0 else ordered
     answer: dict[str, Any] = {
-        "Items": [stored.item for _, stored in page],
+        "Items": [orjson.Fragment(stored.json) for _, stored in page],
         "Count": len(page),
         "ScannedCount": len(page),
     }
     if len(page) < len(ordered):
-        last = page[-1][1].item
-        answer["LastEvaluatedKey"] = {name: last[name] for name in names}
+        answer["LastEvaluatedKey"] = orjson.Fragment(page[-1][0])
     return answer

@@ -238,7 +238,7 @@ class TablesApi:
             return reply
         if operation not in _DESCRIBING:
             return reply
-        answer = orjson.loads(reply.body)
+        answer = orjson.loads(reply.data)
         description = answer.get(_DESCRIPTION_KEY[operation])
         if not isinstance(description, dict):
             return reply
@@ -291,7 +291,7 @@ class TablesApi:
         synthetic = [t.name for t in self._world.tables.values() if t.source is Source.SYNTHETIC]
         if not synthetic:
             return reply
-        answer = orjson.loads(reply.body)
+        answer = orjson.loads(reply.data)
         answer["TableNames"] = sorted({*answer.get("TableNames", []), *synthetic})
         return _json_reply(answer, reply)
 
