@@ -132,16 +132,22 @@ def unique_name() -> Callable[[str], str]:
 
 
 @pytest.fixture(scope="session")
-def streamsim(moto_endpoint: str) -> Iterator[StreamSimServer]:
-    """The DynamoDB Streams simulator (tests/streamsim.py), in front of the shared moto."""
-    yield from session_server(moto_endpoint)
+def streamsim(
+    request: pytest.FixtureRequest, stack_config: StackConfig
+) -> Iterator[StreamSimServer]:
+    """The DynamoDB Streams simulator (tests/streamsim.py) in front of the shared moto; it
+    needs moto alone, so a running moto is enough (otherwise the stack is brought up)."""
+    moto = stack_config.moto_endpoint
+    if not readiness.moto_ready(moto):
+        moto = request.getfixturevalue("moto_endpoint")
+    yield from session_server(moto)
 
 
 @pytest.fixture
 def sim_tables(
-    streamsim: StreamSimServer, dynamodb: DynamoDBClient, unique_name: Callable[[str], str]
+    streamsim: StreamSimServer, unique_name: Callable[[str], str]
 ) -> Iterator[SimTables]:
     """Per-test simulated tables (``sim_tables.moto_table(shards=4, ...)``), dropped after."""
-    tables = SimTables(streamsim, dynamodb, unique_name)
+    tables = SimTables(streamsim, streamsim.moto_client(), unique_name)
     yield tables
     tables.cleanup()

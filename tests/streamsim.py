@@ -25,6 +25,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import boto3  # noqa: TID251 - tests build real clients
+from botocore.config import Config  # noqa: TID251 - tests build real clients
 
 from dynabridge.streamsim.client import SimClient, SimError
 from tests.polling import wait_for
@@ -50,14 +51,27 @@ class StreamSimServer:
     def client(self) -> SimClient:
         return SimClient(self.endpoint)
 
-    def boto3_clients(self, region: str = REGION) -> tuple[DynamoDBClient, DynamoDBStreamsClient]:
-        """``dynamodb`` and ``dynamodbstreams`` clients on the simulator's endpoint."""
+    def boto3_clients(
+        self, region: str = REGION, *, attempts: int = 1, pool: int = 10
+    ) -> tuple[DynamoDBClient, DynamoDBStreamsClient]:
+        """``dynamodb`` and ``dynamodbstreams`` clients on the simulator's endpoint; by default
+        without retries, so a test sees every error the simulator sends."""
+        config = Config(
+            retries={"total_max_attempts": attempts, "mode": "standard"},
+            max_pool_connections=pool,
+        )
         common: dict[str, Any] = {
-            "endpoint_url": self.endpoint,
-            "region_name": region,
-            **CREDENTIALS,
-        }
+            "endpoint_url": self.endpoint, "region_name": region, "config": config, **CREDENTIALS,
+        }  # fmt: skip
         return boto3.client("dynamodb", **common), boto3.client("dynamodbstreams", **common)
+
+    def moto_client(self, region: str = REGION) -> DynamoDBClient:
+        """A ``dynamodb`` client on moto itself (not through the simulator)."""
+        common: dict[str, Any] = {
+            "endpoint_url": self.moto_endpoint, "region_name": region, **CREDENTIALS,
+        }  # fmt: skip
+        client: DynamoDBClient = boto3.client("dynamodb", **common)
+        return client
 
     def stop(self) -> None:
         if self.process is None:

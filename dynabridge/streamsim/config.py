@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from typing import Any
 
 DAY_S = 86_400.0
+THROTTLE_CODES = ("LimitExceededException", "ThrottlingException")
 
 
 class ConfigError(ValueError):
@@ -56,8 +57,11 @@ class StreamConfig:
     omit_shard_rate: float = 0.0
     """The chance that a DescribeStream page leaves out one of its shards."""
     describe_stream_per_s: float = 10.0
-    """DescribeStream calls per second per stream before LimitExceededException (AWS: 10);
-    0: no limit."""
+    """DescribeStream calls per second per stream before the throttling error (AWS: 10); 0:
+    no limit."""
+    describe_stream_throttle_code: str = "LimitExceededException"
+    """The error DescribeStream answers above its rate: ``LimitExceededException`` or
+    ``ThrottlingException`` (AWS does not document which; SDK reports suggest the latter)."""
     page_max_bytes: int = 1_048_576
     """A GetRecords page stops before this many bytes of records (``SizeBytes``; AWS: 1 MB)."""
     sequence_digits: int = 21
@@ -93,7 +97,11 @@ def _coerced(data: Mapping[str, Any]) -> dict[str, Any]:
                 f"unknown stream setting {key!r}; known: {', '.join(sorted(_FIELDS))}"
             )
         kind = field.type
-        if kind == "bool":
+        if kind == "str":
+            if not isinstance(raw, str):
+                raise ConfigError(f"{key} must be a string, got {raw!r}")
+            values[key] = raw
+        elif kind == "bool":
             if not isinstance(raw, bool):
                 raise ConfigError(f"{key} must be true or false, got {raw!r}")
             values[key] = raw
@@ -125,6 +133,11 @@ def _check(config: StreamConfig) -> None:
     for name in ("iterator_ttl_s", "retention_s"):
         if getattr(config, name) <= 0:
             raise ConfigError(f"{name} must be > 0 seconds, got {getattr(config, name)}")
+    if config.describe_stream_throttle_code not in THROTTLE_CODES:
+        raise ConfigError(
+            f"describe_stream_throttle_code is one of {', '.join(THROTTLE_CODES)}, got "
+            f"{config.describe_stream_throttle_code!r}"
+        )
     if not 21 <= config.sequence_digits <= 40:
         raise ConfigError(
             f"sequence_digits is 21 to 40 (AWS's range), got {config.sequence_digits}"

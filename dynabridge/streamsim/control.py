@@ -180,10 +180,10 @@ def create_table(sim: Simulator, request: Request) -> Any:
             view_type=body.get("view_type", "NEW_AND_OLD_IMAGES"),
             config=config,
         )
-        table.extras["state"] = TableState(table.key_schema)
+        table.state = TableState(table.key_schema)
         backlog = body.get("backlog")
         if backlog is not None:
-            table.extras["backlog"] = prefill(
+            table.backlog_records = prefill(
                 sim.world,
                 table,
                 _field(backlog, "records_per_shard", int),
@@ -309,7 +309,7 @@ def records(sim: Simulator, request: Request) -> Any:
 @route("GET", "/tables/{table}/items")
 def items(sim: Simulator, request: Request) -> Any:
     table = sim.world.table(request.params["table"])
-    state = table.extras.get("state")
+    state = table.state
     if state is None:
         raise ControlError(400, f"{table.name!r} is a moto table: read its items from moto")
     with state.lock:
@@ -324,7 +324,7 @@ def generator(sim: Simulator, request: Request) -> Any:
 
 @route("GET", "/tables/{table}/generator")
 def generator_status(sim: Simulator, request: Request) -> Any:
-    found = sim.world.table(request.params["table"]).extras.get("generator")
+    found = sim.world.table(request.params["table"]).generator
     if found is None:
         raise ControlError(404, "no generator on this table (PUT one)")
     return found.status()
@@ -332,7 +332,8 @@ def generator_status(sim: Simulator, request: Request) -> Any:
 
 @route("DELETE", "/tables/{table}/generator")
 def stop_generator(sim: Simulator, request: Request) -> Any:
-    found = sim.world.table(request.params["table"]).extras.pop("generator", None)
+    table = sim.world.table(request.params["table"])
+    found, table.generator = table.generator, None
     if found is None:
         raise ControlError(404, "no generator on this table")
     found.stop()
@@ -343,15 +344,15 @@ def stop_generator(sim: Simulator, request: Request) -> Any:
 
 
 def _start_generator(sim: Simulator, table: SimTable, raw: Any) -> Any:
-    state = table.extras.get("state")
+    state = table.state
     if state is None:
         raise ControlError(400, f"{table.name!r} is a moto table: write to it through moto")
-    current: Generator | None = table.extras.get("generator")
+    current = table.generator
     if current is not None and current.running:
         current.reconfigure(current.config.updated(raw))
         return current.status()
     found = Generator(sim.world, table, state, GeneratorConfig.from_json(raw))
-    table.extras["generator"] = found
+    table.generator = found
     found.start()
     return found.status()
 
@@ -401,14 +402,12 @@ def _table_json(table: SimTable) -> dict[str, Any]:
             for s in table.streams
         ],
     }
-    feed = table.extras.get("feed")
-    if feed is not None:
-        answer["feed"] = {"copied": feed.copied, "error": feed.error}
-    found = table.extras.get("generator")
-    if found is not None:
-        answer["generator"] = found.status()
-    if "backlog" in table.extras:
-        answer["backlog_records"] = table.extras["backlog"]
+    if table.feed is not None:
+        answer["feed"] = {"copied": table.feed.copied, "error": table.feed.error}
+    if table.generator is not None:
+        answer["generator"] = table.generator.status()
+    if table.backlog_records:
+        answer["backlog_records"] = table.backlog_records
     return answer
 
 

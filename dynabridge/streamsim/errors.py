@@ -8,6 +8,7 @@ ApiError                                 status  where
  ├── TrimmedDataAccessException          400     a position older than the trim horizon
  ├── ExpiredIteratorException            400     an iterator older than its time to live
  ├── LimitExceededException              400     too many readers, DescribeStream rate, Limit > 1000
+ ├── ThrottlingException                 400     DescribeStream rate (when configured so)
  ├── ProvisionedThroughputExceededException 400  injected throttling of a DynamoDB table
  └── InternalServerError                 500
 """
@@ -17,7 +18,12 @@ from __future__ import annotations
 import orjson
 
 DYNAMODB_NAMESPACE = "com.amazonaws.dynamodb.v20120810"
-VALIDATION_NAMESPACE = "com.amazon.coral.validate"
+_NAMESPACES = {
+    "ValidationException": "com.amazon.coral.validate",
+    "ThrottlingException": "com.amazon.coral.availability",
+    "SerializationException": "com.amazon.coral.service",
+    "UnknownOperationException": "com.amazon.coral.service",
+}
 
 
 class ApiError(Exception):
@@ -28,9 +34,7 @@ class ApiError(Exception):
         self.status = status
 
     def body(self) -> bytes:
-        namespace = (
-            VALIDATION_NAMESPACE if self.code == "ValidationException" else DYNAMODB_NAMESPACE
-        )
+        namespace = _NAMESPACES.get(self.code, DYNAMODB_NAMESPACE)
         return orjson.dumps({"__type": f"{namespace}#{self.code}", "message": self.message})
 
 

@@ -39,6 +39,11 @@ class MotoFeed:
         self._moto = moto
         self._idle = (idle_min_s, idle_max_s)
         self._stop = threading.Event()
+        self._wake = threading.Event()
+        self._progress = threading.Condition()
+        self._polls_started = 0
+        self._caught_up = 0
+        """The number of the last poll that found nothing more in moto's stream."""
         self.copied = 0
         self.error: str | None = None
         self._thread = threading.Thread(target=self._run, name=f"feed-{table.name}", daemon=True)
@@ -46,8 +51,22 @@ class MotoFeed:
     def start(self) -> None:
         self._thread.start()
 
+    def sync(self, timeout_s: float = 30.0) -> None:
+        """Return once every change moto had recorded when called is in the stream."""
+        with self._progress:
+            wanted = self._polls_started + 1
+            self._wake.set()
+            done = self._progress.wait_for(
+                lambda: self._caught_up >= wanted or not self._thread.is_alive(), timeout_s
+            )
+        if not done:
+            raise TimeoutError(
+                f"moto's stream of {self._table.name!r} was not caught up within {timeout_s:g} s"
+            )
+
     def stop(self) -> None:
         self._stop.set()
+        self._wake.set()
         if self._thread.is_alive() and threading.current_thread() is not self._thread:
             self._thread.join(timeout=5)
 
@@ -58,11 +77,16 @@ class MotoFeed:
             try:
                 if iterator is None:
                     iterator = self._first_iterator()
+                with self._progress:
+                    self._polls_started += 1
+                    number = self._polls_started
                 answer = self._call("GetRecords", {"ShardIterator": iterator, "Limit": PAGE})
             except MotoError as error:
                 if error.code == "ResourceNotFoundException":
                     self.error = f"moto no longer has table {self._table.name!r}: feed stopped"
                     log.info("%s", self.error)
+                    with self._progress:
+                        self._progress.notify_all()
                     return
                 self.error = str(error)
                 log.warning("feed of %s: %s; retrying", self._table.name, error)
@@ -82,7 +106,11 @@ class MotoFeed:
                 self.copied += len(changes)
                 wait_s = self._idle[0]
                 continue
-            self._stop.wait(wait_s)
+            with self._progress:
+                self._caught_up = number
+                self._progress.notify_all()
+            self._wake.wait(wait_s)
+            self._wake.clear()
             wait_s = min(self._idle[1], wait_s * 2)
 
     def _first_iterator(self) -> str:

@@ -55,9 +55,17 @@ class Moto:
         self._timeout_s = timeout_s
 
     def forward(self, headers: Mapping[str, str], body: bytes) -> Reply:
-        """The request as it came (minus hop-by-hop headers); moto's answer as it went."""
+        """The request as it came (minus hop-by-hop headers); moto's answer as it went, or
+        AWS's InternalServerError naming moto when it cannot be reached."""
         sent = {k: v for k, v in headers.items() if k.lower() not in HOP_BY_HOP}
-        return self._post(sent, body)
+        try:
+            return self._post(sent, body)
+        except OSError as exc:
+            error = {
+                "__type": "com.amazonaws.dynamodb.v20120810#InternalServerError",
+                "message": f"the simulator could not reach moto at {self.endpoint}: {exc}",
+            }
+            return Reply(500, [("Content-Type", "application/x-amz-json-1.0")], orjson.dumps(error))
 
     def call(self, target: str, request: dict[str, Any], region: str) -> Any:
         """A JSON call as the simulator itself; raises MotoError on an error answer."""

@@ -115,14 +115,14 @@ class Simulator:
 
     def _feed(self, table: SimTable) -> None:
         assert self.moto is not None
-        feed = MotoFeed(self.world, table, self.moto)
-        table.extras["feed"] = feed
-        feed.start()
+        table.feed = MotoFeed(self.world, table, self.moto)
+        table.feed.start()
 
     def _synthetic_read(
         self, table: SimTable, operation: str, request: dict[str, Any]
     ) -> dict[str, Any]:
-        state = table.extras["state"]
+        state = table.state
+        assert state is not None
         try:
             with state.lock:
                 return read(state, operation, request)

@@ -142,9 +142,10 @@ class StreamsApi:
         while calls and calls[0] <= now - 1.0:
             calls.popleft()
         if len(calls) >= per_s:
-            raise errors.limit_exceeded(
-                f"Rate exceeded: DescribeStream is limited to {per_s:g} calls per second "
-                f"for stream {stream.arn}"
+            raise ApiError(
+                stream.model.config.describe_stream_throttle_code,
+                f"Rate exceeded for stream {stream.arn}: DescribeStream is limited to "
+                f"{per_s:g} calls per second",
             )
         calls.append(now)
 
@@ -223,9 +224,10 @@ class StreamsApi:
             with stream.lock:
                 stream.readers[shard.shard_id] -= 1
         records = page.bodies
-        chunks = [b","] * (2 * len(records) + 1)
+        # [prefix, r0, ",", r1, ..., r(n-1), suffix]: the records are never copied.
+        chunks = [b","] * (2 * len(records) + 1) if records else [b"", b""]
         chunks[0] = b'{"Records":['
-        chunks[1::2] = records
+        chunks[1:-1:2] = records
         if page.at_end:
             chunks[-1] = b"]}"
         else:

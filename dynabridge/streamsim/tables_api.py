@@ -172,7 +172,7 @@ class TablesApi:
 
     def description(self, table: SimTable) -> dict[str, Any]:
         """A DescribeTable ``Table`` of a synthetic table (moto's, rewritten, otherwise)."""
-        state = table.extras.get("state")
+        state = table.state
         count = len(state.items) if state is not None else 0
         size = sum(stored.size for stored in state.items.values()) if state is not None else 0
         description: dict[str, Any] = {
@@ -212,10 +212,7 @@ class TablesApi:
     def drop(self, name: str) -> SimTable | None:
         table = self._world.drop_table(name)
         if table is not None:
-            for driver in table.extras.values():
-                stop = getattr(driver, "stop", None)
-                if stop is not None:
-                    stop()
+            table.stop()
         return table
 
     # -- moto ----------------------------------------------------------------------------

@@ -17,13 +17,18 @@ import time
 from collections import deque
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from dynabridge.streamsim.config import StreamConfig
 from dynabridge.streamsim.hashing import key_hash
 from dynabridge.streamsim.model import Stream, StreamDisabled, StreamStatus
 from dynabridge.streamsim.records import Change, encoder
 from dynabridge.streamsim.stats import Stats
+
+if TYPE_CHECKING:
+    from dynabridge.streamsim.feed import MotoFeed
+    from dynabridge.streamsim.generator import Generator
+    from dynabridge.streamsim.synthetic import TableState
 
 ACCOUNT = "123456789012"
 """moto's default account, so ARNs of both look alike."""
@@ -70,8 +75,22 @@ class SimTable:
     created_s: float
     streams: list[SimStream] = field(default_factory=list)
     """Oldest first; the last one is the table's latest stream."""
-    extras: dict[str, Any] = field(default_factory=dict)
-    """What drives the table (``feed``, ``generator``, ``state``): stopped when it is dropped."""
+    feed: MotoFeed | None = None
+    """A moto table's changes, copied from moto's stream."""
+    state: TableState | None = None
+    """A synthetic table's items."""
+    generator: Generator | None = None
+    backlog_records: int = 0
+
+    def sync(self) -> None:
+        """Wait until every change made so far (in moto) is in the stream."""
+        if self.feed is not None:
+            self.feed.sync()
+
+    def stop(self) -> None:
+        for driver in (self.feed, self.generator):
+            if driver is not None:
+                driver.stop()
 
     @property
     def latest(self) -> SimStream:
@@ -151,6 +170,8 @@ class World:
         return table
 
     def disable_stream(self, table: SimTable) -> None:
+        """Turn the table's stream off, once every change made before is in it."""
+        table.sync()
         stream = table.latest
         with stream.lock:
             stream.model.disable(self.clock())
@@ -159,6 +180,7 @@ class World:
         """A new stream (new ARN and label) for a table whose stream is disabled."""
         if table.stream_enabled:
             raise WorldError(f"table {table.name!r} already has an enabled stream")
+        table.sync()  # changes made while it was off are not in any stream
         if view_type is not None:
             table.view_type = view_type
         with self._lock:
