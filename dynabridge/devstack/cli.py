@@ -16,7 +16,7 @@ from dynabridge.devstack.accounts import AccountError
 from dynabridge.devstack.artifacts import ArtifactError
 from dynabridge.devstack.config import ConfigError, StackConfig, env_var, load
 from dynabridge.devstack.ports import PortInUseError
-from dynabridge.devstack.services import SERVICE_NAMES, StartError
+from dynabridge.devstack.services import ALL_SERVICE_NAMES, SERVICE_NAMES, StartError
 from dynabridge.streamsim.cli import streams_sim_command
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -29,6 +29,7 @@ _OPTIONS: tuple[tuple[str, type, str], ...] = (
     ("opensearch_port", int, "OpenSearch HTTP port"),
     ("opensearch_transport_port", int, "OpenSearch transport port"),
     ("moto_port", int, "moto (DynamoDB + Streams) port"),
+    ("streams_sim_port", int, "Streams simulator port (an optional service: dev up streams-sim)"),
     ("kafka_version", str, "Kafka version (Maven Central)"),
     ("log4j_version", str, "log4j version for the Kafka runtime"),
     ("es_version", str, "Elasticsearch version (integ-test-zip, Maven Central)"),
@@ -42,7 +43,7 @@ _OPTIONS: tuple[tuple[str, type, str], ...] = (
 )
 _PATH_OPTIONS = {"java17_home", "es_java_home", "cache_dir", "run_dir"}
 
-SERVICES = click.Choice(SERVICE_NAMES)
+SERVICES = click.Choice(ALL_SERVICE_NAMES)
 
 
 def stack_options(func: F) -> F:
@@ -101,13 +102,26 @@ def fetch_command(service: tuple[str, ...], **options: Any) -> None:
 
 @dev_group.command("up")
 @click.argument("service", nargs=-1, type=SERVICES)
+@click.option(
+    "--with",
+    "extra",
+    multiple=True,
+    type=SERVICES,
+    help="also start this optional service with the default ones (streams-sim)",
+)
 @stack_options
-def up_command(service: tuple[str, ...], **options: Any) -> None:
+def up_command(service: tuple[str, ...], extra: tuple[str, ...], **options: Any) -> None:
     """Start the stack (or the named services); running ones are reused.
+
+    The default stack is Kafka, Elasticsearch, OpenSearch and moto. The DynamoDB Streams
+    simulator (streams-sim, docs/testing.md) starts only when named, with moto:
+    `dev up streams-sim`, or `dev up --with streams-sim` for everything.
 
     Returns once every service answers a real request, or fails with the tail of the
     failed service's log.
     """
+    if extra:
+        service = (*(service or SERVICE_NAMES), *extra)
     config = _config(options)
     started = time.monotonic()
     try:
@@ -115,7 +129,7 @@ def up_command(service: tuple[str, ...], **options: Any) -> None:
     except _EXPECTED as exc:
         raise click.ClickException(str(exc)) from exc
     _progress(f"stack ready in {time.monotonic() - started:.1f} s")
-    _print_table(stack.status(config, service))
+    _print_table(stack.status(config, stack.with_needs(service)))
 
 
 @dev_group.command("down")

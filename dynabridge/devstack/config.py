@@ -46,6 +46,7 @@ class StackConfig:
     opensearch_port: int = 9201
     opensearch_transport_port: int = 9301
     moto_port: int = 5000
+    streams_sim_port: int = 5100
     java17_home: Path = Path("/usr/lib/jvm/java-17-openjdk-amd64")
     # Elasticsearch 9 needs Java 21 or newer.
     es_java_home: Path = Path("/usr/lib/jvm/temurin-25-jdk-amd64")
@@ -84,6 +85,10 @@ class StackConfig:
     @property
     def moto_endpoint(self) -> str:
         return f"http://{HOST}:{self.moto_port}"
+
+    @property
+    def streams_sim_endpoint(self) -> str:
+        return f"http://{HOST}:{self.streams_sim_port}"
 
 
 def env_var(field_name: str) -> str:

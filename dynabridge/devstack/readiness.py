@@ -1,7 +1,8 @@
 """Readiness probes: each asks the server a real question, never just "is the port open".
 
 Kafka: broker metadata through the AdminClient; Elasticsearch/OpenSearch: cluster health
-yellow; moto: a DynamoDB ListTables call. A probe answers True or False and never raises.
+yellow; moto: a DynamoDB ListTables call; the Streams simulator: its health check. A probe
+answers True or False and never raises.
 """
 
 from __future__ import annotations
@@ -35,6 +36,16 @@ def search_ready(url: str, timeout_s: float = 2.0) -> bool:
     except (urllib.error.URLError, OSError, ValueError):
         return False
     return isinstance(body, dict) and body.get("status") in ("yellow", "green")
+
+
+def streams_sim_ready(endpoint: str, timeout_s: float = 2.0) -> bool:
+    """The simulator's control API answers its health check."""
+    try:
+        with urllib.request.urlopen(f"{endpoint}/_sim/health", timeout=timeout_s) as response:  # noqa: S310
+            body = json.loads(response.read())
+    except (urllib.error.URLError, OSError, ValueError):
+        return False
+    return isinstance(body, dict) and body.get("status") == "ok"
 
 
 def moto_ready(endpoint: str, timeout_s: float = 2.0) -> bool:

@@ -24,6 +24,12 @@ from dynabridge.devstack.processes import RunAs
 from dynabridge.devstack.templates import relocated_jvm_options, render
 
 SERVICE_NAMES = ("kafka", "elasticsearch", "opensearch", "moto")
+"""What ``dev up`` starts when no service is named."""
+OPTIONAL_SERVICE_NAMES = ("streams-sim",)
+"""Started only when named (``dev up streams-sim``, ``dev up --with streams-sim``)."""
+ALL_SERVICE_NAMES = SERVICE_NAMES + OPTIONAL_SERVICE_NAMES
+NEEDS = {"streams-sim": ("moto",)}
+"""Services a named service cannot work without; ``up`` starts (or reuses) them too."""
 
 
 class StartError(RuntimeError):
@@ -68,6 +74,7 @@ def services(config: StackConfig) -> dict[str, Service]:
         "elasticsearch": _elasticsearch(config, arts["elasticsearch"]),
         "opensearch": _opensearch(config, arts["opensearch"]),
         "moto": _moto(config),
+        "streams-sim": _streams_sim(config),
     }
 
 
@@ -256,6 +263,29 @@ def _moto(config: StackConfig) -> Service:
         ports=(PortClaim(config.moto_port, "moto", "http"),),
         state_dir=state,
         probe=lambda: readiness.moto_ready(config.moto_endpoint),
+        prepare=prepare,
+    )
+
+
+def _streams_sim(config: StackConfig) -> Service:
+    """The project's DynamoDB Streams simulator in front of moto (docs/testing.md)."""
+    state = config.state_dir / "streams-sim"
+    endpoint = config.streams_sim_endpoint
+
+    def prepare() -> Launch:
+        argv = [
+            sys.executable, "-m", "dynabridge.streamsim", "--host", HOST,
+            "--port", str(config.streams_sim_port), "--moto-endpoint", config.moto_endpoint,
+        ]  # fmt: skip
+        return Launch(argv, _base_env(), state)
+
+    return Service(
+        name="streams-sim",
+        version=metadata.version("dynabridge"),
+        endpoint=endpoint,
+        ports=(PortClaim(config.streams_sim_port, "streams-sim", "http"),),
+        state_dir=state,
+        probe=lambda: readiness.streams_sim_ready(endpoint),
         prepare=prepare,
     )
 

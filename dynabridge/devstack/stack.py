@@ -15,7 +15,15 @@ from enum import Enum
 
 from dynabridge.devstack import artifacts, ports, processes
 from dynabridge.devstack.config import HOST, StackConfig
-from dynabridge.devstack.services import SERVICE_NAMES, Service, StartError, check_java, services
+from dynabridge.devstack.services import (
+    ALL_SERVICE_NAMES,
+    NEEDS,
+    SERVICE_NAMES,
+    Service,
+    StartError,
+    check_java,
+    services,
+)
 
 Progress = Callable[[str], None]
 PROGRESS_EVERY_S = 5.0
@@ -47,12 +55,29 @@ class ServiceStatus:
 
 
 def selected(config: StackConfig, names: Iterable[str]) -> list[Service]:
+    """The named services (none named: the default four), in start order."""
     chosen = list(names) or list(SERVICE_NAMES)
     available = services(config)
     unknown = [n for n in chosen if n not in available]
     if unknown:
-        raise StartError(f"unknown service {unknown[0]!r}; choose from {', '.join(SERVICE_NAMES)}")
-    return [available[n] for n in SERVICE_NAMES if n in chosen]
+        raise StartError(
+            f"unknown service {unknown[0]!r}; choose from {', '.join(ALL_SERVICE_NAMES)}"
+        )
+    return [available[n] for n in ALL_SERVICE_NAMES if n in chosen]
+
+
+def with_needs(names: Iterable[str]) -> list[str]:
+    """``names`` and the services they need (the simulator needs moto)."""
+    chosen = list(names)
+    return chosen + [need for name in chosen for need in NEEDS.get(name, ()) if need not in chosen]
+
+
+def started_ones(config: StackConfig) -> list[str]:
+    """The default services, and the optional ones whose pid file names a live process."""
+    optional = [n for n in ALL_SERVICE_NAMES if n not in SERVICE_NAMES]
+    return list(SERVICE_NAMES) + [
+        s.name for s in selected(config, optional) if running_record(s) is not None
+    ]
 
 
 def running_record(service: Service) -> processes.PidRecord | None:
@@ -62,7 +87,7 @@ def running_record(service: Service) -> processes.PidRecord | None:
 
 def up(config: StackConfig, names: Iterable[str], progress: Progress) -> dict[str, str]:
     """Start (or reuse) the services; returns ``{name: "started" | "reused"}``."""
-    chosen = selected(config, names)
+    chosen = selected(config, with_needs(names))
     outcome: dict[str, str] = {}
     to_start: list[Service] = []
     for service in chosen:
@@ -155,9 +180,10 @@ def log_tail(service: Service, lines: int) -> str:
 
 
 def down(config: StackConfig, names: Iterable[str], progress: Progress) -> list[str]:
-    """Stop the services this stack started; returns the names actually stopped."""
+    """Stop the services this stack started (none named: every one, optional ones too);
+    returns the names actually stopped."""
     stopped = []
-    for service in selected(config, names):
+    for service in selected(config, list(names) or ALL_SERVICE_NAMES):
         record = processes.read_pid_file(service.pid_path)
         if record is None:
             continue
@@ -169,8 +195,9 @@ def down(config: StackConfig, names: Iterable[str], progress: Progress) -> list[
 
 
 def status(config: StackConfig, names: Iterable[str] = ()) -> list[ServiceStatus]:
+    """The named services (none named: the default four and the optional ones running)."""
     result = []
-    for service in selected(config, names):
+    for service in selected(config, list(names) or started_ones(config)):
         record = running_record(service)
         if record is None:
             result.append(
