@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import logging
 import signal
 import threading
@@ -105,6 +106,9 @@ def streams_sim_command(
         raise click.ClickException(
             f"cannot listen on {host}:{port}: {exc.strerror}; choose another --port"
         ) from None
+    # Serving and generating allocate many short-lived dicts; with the default thresholds the
+    # collector would walk every long-lived object of the world hundreds of times a second.
+    gc.set_threshold(100_000, 50, 100)
     stop = threading.Event()
     for signum in (signal.SIGTERM, signal.SIGINT):
         signal.signal(signum, lambda *_: stop.set())

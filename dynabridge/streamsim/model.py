@@ -107,8 +107,8 @@ class Shard:
     """One shard: a hash range, a sequence range, and its live records in order."""
 
     __slots__ = (
-        "_bodies", "_first", "_seqs", "_sizes", "_times", "appended", "closed_s", "created_s",
-        "emitted", "ending", "hash_range", "last_seq", "parent_id", "rotate_at", "shard_id",
+        "_bodies", "_first", "_oracle", "_seqs", "_sizes", "_times", "appended", "closed_s",
+        "created_s", "ending", "hash_range", "last_seq", "parent_id", "rotate_at", "shard_id",
         "starting", "trimmed_through",
     )  # fmt: skip
 
@@ -137,7 +137,14 @@ class Shard:
         self._sizes: list[int] = []
         self._times: list[float] = []
         self._first = 0
-        self.emitted: list[Emitted] = []
+        # The oracle as parallel columns: no object per record for the garbage collector.
+        self._oracle: tuple[list[int], list[str], list[str], list[bytes], list[float]] = (
+            [],
+            [],
+            [],
+            [],
+            [],
+        )
 
     @property
     def is_open(self) -> bool:
@@ -155,9 +162,17 @@ class Shard:
         self.last_seq = seq
         self.appended += 1
         if oracle:
-            self.emitted.append(
-                Emitted(seq, encoded.event_name, encoded.event_id, encoded.keys, now)
-            )
+            seqs, names, ids, keys, times = self._oracle
+            seqs.append(seq)
+            names.append(encoded.event_name)
+            ids.append(encoded.event_id)
+            keys.append(encoded.keys)
+            times.append(now)
+
+    @property
+    def emitted(self) -> list[Emitted]:
+        """Every record dealt into the shard, trimmed ones included (when ``oracle`` is on)."""
+        return [Emitted(*entry) for entry in zip(*self._oracle, strict=True)]
 
     def close(self, now: float) -> None:
         self.ending = self.last_seq if self.appended else self.starting
@@ -237,7 +252,10 @@ class Stream:
         """Closed shards trimmed away: no longer listed or readable; the oracle keeps them."""
         self._open: list[Shard] = []  # sorted by hash range start
         self._starts: list[int] = []
-        self._arrivals: deque[tuple[float, Shard, int]] = deque()
+        # Every record in arrival order, as parallel columns (no object per record).
+        self._arrival_times: deque[float] = deque()
+        self._arrival_shards: deque[Shard] = deque()
+        self._arrival_seqs: deque[int] = deque()
         self._closed: deque[Shard] = deque()
         self._live = 0
         for hash_range in even_ranges(config.shards):
@@ -252,7 +270,9 @@ class Stream:
         shard = self._open[bisect.bisect_right(self._starts, key_hash) - 1]
         seq = self._mint()
         shard.add(seq, encode(str(seq)), now, self.config.oracle)
-        self._arrivals.append((now, shard, seq))
+        self._arrival_times.append(now)
+        self._arrival_shards.append(shard)
+        self._arrival_seqs.append(seq)
         self._live += 1
         if self._live > self.config.max_records:
             self._trim_oldest(forget=True)
@@ -315,7 +335,7 @@ class Stream:
             if shard.is_open:
                 self._auto_rotate(shard, now)
         horizon = now - self.config.retention_s
-        while self._arrivals and self._arrivals[0][0] <= horizon:
+        while self._arrival_times and self._arrival_times[0] <= horizon:
             self._trim_oldest(forget=False)
         # Closed in time order: a shard closed before the horizon holds only trimmed records.
         while self._closed and (self._closed[0].closed_s or 0.0) <= horizon:
@@ -467,7 +487,8 @@ class Stream:
     def _trim_oldest(self, *, forget: bool) -> None:
         """Trim the stream's oldest record; ``forget``: a closed shard left empty by the
         memory cap leaves at once (by age, it leaves ``retention_s`` after closing)."""
-        _, shard, seq = self._arrivals.popleft()
+        self._arrival_times.popleft()
+        shard, seq = self._arrival_shards.popleft(), self._arrival_seqs.popleft()
         if seq > shard.trimmed_through:
             before = shard.live_records
             shard.trim_through(seq)

@@ -26,7 +26,14 @@ from typing import Any
 import orjson
 
 from dynabridge.streamsim.config import ConfigError
-from dynabridge.streamsim.records import MAX_ITEM_BYTES, Change, Item, item_size, number_size
+from dynabridge.streamsim.records import (
+    MAX_ITEM_BYTES,
+    Change,
+    Item,
+    item_size,
+    number_size,
+    value_size,
+)
 from dynabridge.streamsim.world import KeyAttribute
 
 WRITE_TIME_ATTRIBUTE = "written_at_us"
@@ -214,22 +221,43 @@ class ChangeMaker:
 
 
 def _realistic(rng: random.Random, item: Item, turn: int, target: int) -> tuple[Item, int]:
-    amount = rng.choice(
-        [str(rng.randrange(10_000)), f"{rng.randrange(10_000)}.{rng.randrange(100):02d}",
-         "9" * 38, "-0.000001", "1E+5"]
+    base = item_size(item)  # the keys, rev and the write stamp
+    draw = rng.random()
+    if draw < 0.4:
+        amount = str(int(draw * 25_000))
+    elif draw < 0.8:
+        amount = f"{int(draw * 10_000)}.{int(draw * 1e6) % 100:02d}"
+    else:
+        amount = ("9" * 38, "-0.000001", "1E+5", "0")[int(draw * 1000) % 4]
+    name = _NAMES[int(draw * 997) % len(_NAMES)] + f" {turn}"
+    tags = sorted({f"tag{rng.randrange(9)}" for _ in range(3)})
+    scores = sorted({_NUMBERS[rng.randrange(len(_NUMBERS))] for _ in range(3)})
+    drift = _drifting(turn)
+    item.update(
+        {
+            "name": {"S": name},
+            "amount": {"N": amount},
+            "active": {"BOOL": draw < 0.5},
+            "blob": {"B": base64.b64encode(rng.randbytes(12)).decode()},
+            "tags": {"SS": tags},
+            "scores": {"NS": scores},
+            "drift": drift,
+            "history": _history(turn),
+        }
+    )
+    # item_size() of what was just added, without walking it (the generator's hot path).
+    size = (
+        base
+        + 4 + len(name.encode())
+        + 6 + number_size(amount)
+        + 6 + 1
+        + 4 + 12
+        + 4 + sum(map(len, tags))
+        + 6 + sum(map(number_size, scores))
+        + 5 + value_size(drift)
+        + _history_size(turn)
+        + _CONSTANT_SIZE
     )  # fmt: skip
-    variable: Item = {
-        "name": {"S": rng.choice(_NAMES) + f" {turn}"},
-        "amount": {"N": amount},
-        "active": {"BOOL": rng.random() < 0.5},
-        "blob": {"B": base64.b64encode(rng.randbytes(12)).decode()},
-        "tags": {"SS": sorted({f"tag{rng.randrange(9)}" for _ in range(3)})},
-        "scores": {"NS": sorted({rng.choice(_NUMBERS) for _ in range(3)})},
-        "drift": _drifting(turn),
-    }  # fmt: skip
-    size = item_size(item) + item_size(variable) + _CONSTANT_SIZE + _history_size(turn)
-    item.update(variable)
-    item["history"] = _history(turn)
     item.update(_CONSTANT)
     return _padded(item, target, size)
 

@@ -159,10 +159,39 @@ def generator_rate(endpoint: str, pid: int, rate: int, seconds: float) -> dict[s
     }
 
 
+def empty_polls(endpoint: str, pid: int, shards: int, polls: int) -> dict[str, Any]:
+    """Requests/s and server CPU per request when every poll finds nothing (idle shards)."""
+    from dynabridge.streamsim.client import SimClient
+
+    sim = SimClient(endpoint)
+    name = f"idle-{uuid.uuid4().hex[:6]}"
+    arn = sim.create_synthetic_table(name, shards=shards, oracle=False)["latest_stream_arn"]
+    host, port = endpoint.removeprefix("http://").split(":")
+
+    def poll(shard_id: str) -> None:
+        connection = http.client.HTTPConnection(host, int(port), timeout=60)
+        body = {"StreamArn": arn, "ShardId": shard_id, "ShardIteratorType": "LATEST"}
+        iterator = orjson.loads(_post(connection, "GetShardIterator", body))["ShardIterator"]
+        for _ in range(polls):
+            iterator = _next_iterator(_post(connection, "GetRecords", {"ShardIterator": iterator}))
+        connection.close()
+
+    begin, begin_cpu = time.monotonic(), cpu_s(pid)
+    with ThreadPoolExecutor(max_workers=shards) as pool:
+        list(pool.map(poll, [s.shard_id for s in sim.shards(name)]))
+    elapsed = time.monotonic() - begin
+    used = cpu_s(pid) - begin_cpu
+    sim.drop(name)
+    return {
+        "requests_per_s": round(shards * polls / elapsed),
+        "server_cpu_us_per_request": round(used * 1e6 / (shards * polls)),
+    }
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--runs", type=int, default=3)
-    parser.add_argument("--records-per-shard", type=int, default=5000)
+    parser.add_argument("--records-per-shard", type=int, default=20000)
     parser.add_argument("--wide-records-per-shard", type=int, default=1000)
     parser.add_argument("--clients", type=int, default=64)
     parser.add_argument("--rates", default="1000,2500,5000,7500,10000")
@@ -179,6 +208,7 @@ def main(argv: list[str] | None = None) -> None:
                 "64_shards": drain(
                     server.endpoint, pid, 64, args.wide_records_per_shard, args.clients
                 ),
+                "empty_polls": empty_polls(server.endpoint, pid, 64, 50),
                 "generator": [
                     generator_rate(server.endpoint, pid, int(rate), 5.0)
                     for rate in args.rates.split(",")
@@ -198,6 +228,9 @@ def main(argv: list[str] | None = None) -> None:
     )  # fmt: skip
     summary: dict[str, Any] = {
         case: {key: median(case, key) for key in keys} for case in ("one_shard", "64_shards")
+    }
+    summary["empty_polls"] = {
+        key: median("empty_polls", key) for key in ("requests_per_s", "server_cpu_us_per_request")
     }
     summary["generator_max_kept_up_per_s"] = statistics.median(
         max([g["target_per_s"] for g in run["generator"] if g["kept_up"]], default=0)
