@@ -95,7 +95,9 @@ class TablesApi:
         try:
             if isinstance(request, dict):
                 self._throttle(operation, request)
-                local = self._local(operation, headers, request)
+                if operation == "UpdateTable" and "StreamSpecification" in request:
+                    return self._update_table(headers, request)
+                local = self._local(operation, request)
                 if local is not None:
                     return _json_reply(local)
             return self._forwarded(operation, headers, body, request)
@@ -119,22 +121,31 @@ class TablesApi:
 
     # -- tables answered here ------------------------------------------------------------
 
-    def _local(
-        self, operation: str, headers: Mapping[str, str], request: dict[str, Any]
-    ) -> dict[str, Any] | None:
+    def _update_table(self, headers: Mapping[str, str], request: dict[str, Any]) -> Reply:
+        """UpdateTable with a StreamSpecification: the simulated stream changes here; for a
+        moto table, the rest of the update (if any) goes to moto without it."""
         name = request.get("TableName")
         table = self._world.tables.get(name) if isinstance(name, str) else None
         if table is None:
-            return None
-        if operation == "UpdateTable" and "StreamSpecification" in request:
-            self._update_stream(table, request["StreamSpecification"])
-            rest = {
-                k: v for k, v in request.items() if k not in ("TableName", "StreamSpecification")
-            }
-            if table.source is Source.SYNTHETIC or not rest:
-                return {"TableDescription": self.description(table)}
-            return None
-        if table.source is not Source.SYNTHETIC:
+            return self._forwarded("UpdateTable", headers, orjson.dumps(request), request)
+        self._update_stream(table, request["StreamSpecification"])
+        if table.source is Source.SYNTHETIC:
+            return _json_reply({"TableDescription": self.description(table)})
+        rest = {k: v for k, v in request.items() if k != "StreamSpecification"}
+        if len(rest) > 1:
+            return self._forwarded("UpdateTable", headers, orjson.dumps(rest), rest)
+        # Nothing else to update: moto's own description, with the simulated stream.
+        asked = {**headers, "x-amz-target": TARGET_PREFIX + "DescribeTable"}
+        described = self._forwarded("DescribeTable", asked, orjson.dumps(rest), rest)
+        if described.status != 200:
+            return described
+        answer = orjson.loads(described.data)
+        return _json_reply({"TableDescription": answer["Table"]}, described)
+
+    def _local(self, operation: str, request: dict[str, Any]) -> dict[str, Any] | None:
+        name = request.get("TableName")
+        table = self._world.tables.get(name) if isinstance(name, str) else None
+        if table is None or table.source is not Source.SYNTHETIC:
             return None
         if operation == "DescribeTable":
             return {"Table": self.description(table)}

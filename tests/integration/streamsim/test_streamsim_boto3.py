@@ -243,6 +243,18 @@ def test_describe_table_carries_the_simulated_stream_and_it_can_be_turned_off_an
     wait_for(lambda: sim_tables.sim.records(table.name, new_arn), 20, "a record in the new stream")
     assert [r.keys["pk"]["S"] for r in sim_tables.sim.records(table.name, new_arn)] == ["after"]
     assert sim_tables.sim.records(table.name, table.stream_arn) == []
+    # With another change in the same call, moto gets that change, never the stream's.
+    both = table.dynamodb.update_table(
+        TableName=table.name,
+        BillingMode="PROVISIONED",
+        ProvisionedThroughput={"ReadCapacityUnits": 5, "WriteCapacityUnits": 5},
+        StreamSpecification={"StreamEnabled": False},
+    )["TableDescription"]
+    assert both["StreamSpecification"] == {"StreamEnabled": False}
+    assert both["BillingModeSummary"]["BillingMode"] == "PROVISIONED"
+    put(table, "moto-still-writes", 2)
+    moto_side = sim_tables.moto_dynamodb.describe_table(TableName=table.name)["Table"]
+    assert moto_side["StreamSpecification"]["StreamEnabled"] is True
 
 
 def test_lease_tables_can_be_throttled_by_name_pattern(
