@@ -5,7 +5,8 @@ by hash range, throttling, latency, iterator expiry, trimming, lagging listings)
 DynamoDB calls to moto and copies moto tables' changes into its own shard tree, and generates
 changes of synthetic tables itself. No process imports it: it is test and benchmark kit.
 
-  hashing, config, model     the pure shard tree (ranges, rotation, splits, trimming, listings)
+  hashing, config, model,    the pure shard tree (ranges, rotation, splits, trimming, listings)
+  shard                      and one shard's records, read by position
   records, iterators         record JSON and item sizes; stateless iterator tokens
   world                      tables, streams, locks; the one way changes enter a stream
   streams_api, tables_api    the two AWS APIs; errors: AWS's error bodies

@@ -17,8 +17,9 @@ import orjson
 
 from dynabridge.streamsim.config import ConfigError, StreamConfig
 from dynabridge.streamsim.generator import Generator, prefill
-from dynabridge.streamsim.model import InvalidPosition, Shard, ShardGone
+from dynabridge.streamsim.model import InvalidPosition, ShardGone
 from dynabridge.streamsim.moto import MotoError
+from dynabridge.streamsim.shard import Shard
 from dynabridge.streamsim.synthetic import GeneratorConfig, TableState
 from dynabridge.streamsim.tables_api import ThrottleRule
 from dynabridge.streamsim.world import KeyAttribute, SimStream, SimTable, Source, WorldError

@@ -21,7 +21,7 @@ from typing import Any
 
 import orjson
 
-from dynabridge.streamsim.model import Encoded, Encoder
+from dynabridge.streamsim.shard import Encoded, Encoder
 
 Item = dict[str, Any]
 """An item in DynamoDB's typed JSON, as on the wire (binary as base64 text)."""

@@ -20,13 +20,8 @@ import orjson
 from dynabridge.streamsim import errors
 from dynabridge.streamsim.errors import ApiError
 from dynabridge.streamsim.iterators import InvalidIteratorError, ShardIterator, parse
-from dynabridge.streamsim.model import (
-    InvalidPosition,
-    IteratorKind,
-    Shard,
-    ShardGone,
-    Trimmed,
-)
+from dynabridge.streamsim.model import InvalidPosition, IteratorKind, ShardGone
+from dynabridge.streamsim.shard import Shard, Trimmed
 from dynabridge.streamsim.world import SimStream, World
 
 MAX_GET_RECORDS_LIMIT = 1000

@@ -12,16 +12,13 @@ import pytest
 from dynabridge.streamsim.config import StreamConfig
 from dynabridge.streamsim.hashing import HASH_SPACE
 from dynabridge.streamsim.model import (
-    Encoded,
-    Encoder,
     InvalidPosition,
     IteratorKind,
-    Shard,
     ShardGone,
     Stream,
     StreamDisabled,
-    Trimmed,
 )
+from dynabridge.streamsim.shard import Encoded, Encoder, Shard, Trimmed
 
 T0 = 1_800_000_000.0
 LOW = 0
