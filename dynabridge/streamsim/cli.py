@@ -63,6 +63,13 @@ def _settings(pairs: tuple[str, ...]) -> dict[str, Any]:
     help="default stream setting of auto-managed tables, e.g. --stream shards=4 "
     "--stream rotate_every_s=30 (keys: docs/testing.md)",
 )
+@click.option(
+    "--feed-idle-max-ms",
+    default=50.0,
+    show_default=True,
+    help="longest wait between two polls of an idle moto table's stream: what a change written "
+    "to moto may wait before it reaches the simulated stream; each poll costs moto ~1 ms",
+)
 @click.option("--seed", type=int, default=None, help="seed of the simulator's randomness")
 @click.option("--log-level", default="INFO", show_default=True)
 def streams_sim_command(
@@ -73,6 +80,7 @@ def streams_sim_command(
     region: str,
     auto_manage: bool,
     stream_settings: tuple[str, ...],
+    feed_idle_max_ms: float,
     seed: int | None,
     log_level: str,
 ) -> None:
@@ -99,6 +107,7 @@ def streams_sim_command(
         auto_manage=auto_manage,
         default_config=config,
         seed=seed,
+        feed_idle_max_s=feed_idle_max_ms / 1000,
     )
     try:
         server = SimServer((host, port), simulator)

@@ -46,8 +46,10 @@ class Simulator:
         auto_manage: bool = True,
         default_config: StreamConfig | None = None,
         seed: int | None = None,
+        feed_idle_max_s: float = 0.05,
     ) -> None:
         self.region = region
+        self._feed_idle_max_s = feed_idle_max_s
         self.world = World(seed=seed)
         self.moto = Moto(moto_endpoint) if moto_endpoint else None
         self.streams = StreamsApi(self.world)
@@ -115,7 +117,7 @@ class Simulator:
 
     def _feed(self, table: SimTable) -> None:
         assert self.moto is not None
-        table.feed = MotoFeed(self.world, table, self.moto)
+        table.feed = MotoFeed(self.world, table, self.moto, idle_max_s=self._feed_idle_max_s)
         table.feed.start()
 
     def _synthetic_read(
