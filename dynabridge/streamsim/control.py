@@ -104,7 +104,7 @@ def health(sim: Simulator, request: Request) -> Any:
         "status": "ok",
         "moto_endpoint": sim.moto.endpoint if sim.moto else None,
         "auto_manage": sim.tables.auto_manage,
-        "tables": len(sim.world.tables),
+        "tables": len(sim.world.all_tables()),
     }
 
 
@@ -150,7 +150,7 @@ def clear_throttle_rules(sim: Simulator, request: Request) -> Any:
 
 @route("GET", "/tables")
 def tables(sim: Simulator, request: Request) -> Any:
-    return {"tables": [_table_json(table) for table in list(sim.world.tables.values())]}
+    return {"tables": [_table_json(table) for table in sim.world.all_tables()]}
 
 
 @route("POST", "/tables")

@@ -235,6 +235,14 @@ class Stream:
         after = sequence_number - 1 if kind is IteratorKind.AT_SEQUENCE_NUMBER else sequence_number
         if after < shard.trimmed_through:
             raise Trimmed(shard.shard_id)
+        # Numbers are minted per stream, so a sibling's number can fall inside this shard's
+        # range: only this shard's own numbers (its records, its start and end) are positions.
+        own = sequence_number in (shard.starting, shard.ending) or shard.holds(sequence_number)
+        if sequence_number > shard.trimmed_through and not own:
+            raise InvalidPosition(
+                f"Invalid SequenceNumber {sequence_number}: it is not a record of shard "
+                f"{shard.shard_id}"
+            )
         return after
 
     def listing(

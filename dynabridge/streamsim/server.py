@@ -77,7 +77,7 @@ class Simulator:
         return control.dispatch(self, method, target, body)
 
     def close(self) -> None:
-        for table in list(self.world.tables.values()):
+        for table in self.world.all_tables():
             self.tables.drop(table.name)
 
     def _streams(self, operation: str, headers: dict[str, str], body: bytes) -> Reply:
@@ -113,7 +113,8 @@ class Simulator:
         if reply.status != 200:
             return []
         streams = orjson.loads(reply.data).get("Streams", [])
-        return [s for s in streams if s.get("TableName") not in self.world.tables]
+        simulated = {table.name for table in self.world.all_tables()}
+        return [s for s in streams if s.get("TableName") not in simulated]
 
     def _feed(self, table: SimTable) -> None:
         assert self.moto is not None

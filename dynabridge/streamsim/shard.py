@@ -148,6 +148,11 @@ class Shard:
                 del column[: self._first]
             self._first = 0
 
+    def holds(self, seq: int) -> bool:
+        """A live record of this shard has sequence number ``seq``."""
+        index = bisect.bisect_left(self._seqs, seq, lo=self._first)
+        return index < len(self._seqs) and self._seqs[index] == seq
+
     @property
     def fully_trimmed(self) -> bool:
         return self.trimmed_through >= self.last_seq

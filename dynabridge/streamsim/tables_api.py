@@ -125,7 +125,7 @@ class TablesApi:
         """UpdateTable with a StreamSpecification: the simulated stream changes here; for a
         moto table, the rest of the update (if any) goes to moto without it."""
         name = request.get("TableName")
-        table = self._world.tables.get(name) if isinstance(name, str) else None
+        table = self._world.find(name) if isinstance(name, str) else None
         if table is None:
             return self._forwarded("UpdateTable", headers, orjson.dumps(request), request)
         self._update_stream(table, request["StreamSpecification"])
@@ -144,7 +144,7 @@ class TablesApi:
 
     def _local(self, operation: str, request: dict[str, Any]) -> dict[str, Any] | None:
         name = request.get("TableName")
-        table = self._world.tables.get(name) if isinstance(name, str) else None
+        table = self._world.find(name) if isinstance(name, str) else None
         if table is None or table.source is not Source.SYNTHETIC:
             return None
         if operation == "DescribeTable":
@@ -183,9 +183,11 @@ class TablesApi:
 
     def description(self, table: SimTable) -> dict[str, Any]:
         """A DescribeTable ``Table`` of a synthetic table (moto's, rewritten, otherwise)."""
-        state = table.state
-        count = len(state.items) if state is not None else 0
-        size = sum(stored.size for stored in state.items.values()) if state is not None else 0
+        count = size = 0
+        if table.state is not None:
+            with table.state.lock:
+                count = len(table.state.items)
+                size = sum(stored.size for stored in table.state.items.values())
         description: dict[str, Any] = {
             "TableName": table.name,
             "TableStatus": "ACTIVE",
@@ -250,7 +252,7 @@ class TablesApi:
         description = answer.get(_DESCRIPTION_KEY[operation])
         if not isinstance(description, dict):
             return reply
-        table = self._world.tables.get(str(description.get("TableName")))
+        table = self._world.find(str(description.get("TableName")))
         if table is None:
             table = self._adopted(description, region_of(headers, self._default_region))
             if table is None:
@@ -265,7 +267,7 @@ class TablesApi:
         try:
             table = self.adopt(description, region, self.default_config)
         except WorldError:  # another request adopted it first
-            return self._world.tables.get(str(description["TableName"]))
+            return self._world.find(str(description["TableName"]))
         log.info("simulating the stream of moto table %s", table.name)
         return table
 
@@ -296,7 +298,7 @@ class TablesApi:
         return table
 
     def _with_synthetic_names(self, reply: Reply) -> Reply:
-        synthetic = [t.name for t in self._world.tables.values() if t.source is Source.SYNTHETIC]
+        synthetic = [t.name for t in self._world.all_tables() if t.source is Source.SYNTHETIC]
         if not synthetic:
             return reply
         answer = orjson.loads(reply.data)

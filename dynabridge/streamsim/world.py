@@ -154,6 +154,14 @@ class World:
             raise WorldError(f"table {name!r} is not simulated (POST /_sim/tables to add it)")
         return found
 
+    def find(self, name: str) -> SimTable | None:
+        return self.tables.get(name)
+
+    def all_tables(self) -> list[SimTable]:
+        """A snapshot (other threads add and drop tables)."""
+        with self._lock:
+            return list(self.tables.values())
+
     def stream(self, arn: str) -> SimStream | None:
         return self._streams.get(arn)
 

@@ -222,6 +222,20 @@ def test_a_sequence_number_outside_the_shard_is_refused() -> None:
         s.position(child, IteratorKind.AT_SEQUENCE_NUMBER, s.last_sequence_number + 1, None)
 
 
+def test_a_sequence_number_of_a_sibling_shard_is_refused_even_inside_the_range() -> None:
+    s = stream(shards=2)
+    low, high = s.open_shards
+    s.append(T0, LOW, record("a"))
+    s.append(T0, HIGH, record("b"))
+    s.append(T0, LOW, record("c"))
+    siblings = high.last_seq
+    assert low.starting < siblings < low.last_seq
+    with pytest.raises(InvalidPosition, match="not a record of shard"):
+        s.position(low, IteratorKind.AFTER_SEQUENCE_NUMBER, siblings, None)
+    own = low.last_seq
+    assert s.position(low, IteratorKind.AT_SEQUENCE_NUMBER, own, None) == own - 1
+
+
 def test_records_older_than_the_retention_are_trimmed_and_old_positions_fail_loudly() -> None:
     s = stream(retention_s=60)
     shard = s.open_shards[0]
