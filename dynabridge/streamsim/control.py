@@ -72,6 +72,8 @@ def dispatch(sim: Simulator, method: str, target: str, body: bytes) -> tuple[int
             continue
         try:
             payload = orjson.loads(body) if body else {}
+            if not isinstance(payload, dict):
+                return 400, _error("the body must be a JSON object")
             params = {k: urllib.parse.unquote(v) for k, v in match.groupdict().items()}
             answer = handler(sim, Request(method, params, query, payload))
         except orjson.JSONDecodeError as exc:
@@ -157,9 +159,12 @@ def tables(sim: Simulator, request: Request) -> Any:
 def create_table(sim: Simulator, request: Request) -> Any:
     body = request.body
     name = _field(body, "table", str)
+    sources = [source.value for source in Source]
+    if body.get("source", "synthetic") not in sources:
+        raise ControlError(400, f"source is one of {', '.join(sources)}, got {body['source']!r}")
     source = Source(body.get("source", "synthetic"))
     region = body.get("region") or sim.region
-    config = StreamConfig.from_json(body.get("stream"))
+    config = StreamConfig.from_json(_object(body, "stream"))
     if source is Source.MOTO:
         if sim.moto is None:
             raise ControlError(400, "the simulator runs without moto (--moto-endpoint)")
@@ -173,25 +178,26 @@ def create_table(sim: Simulator, request: Request) -> Any:
             ) from None
         table = sim.tables.adopt(description, region, config)
     else:
+        # Everything is checked before the table exists, so a refused request leaves nothing.
+        key_schema = _key_schema(body.get("key_schema"))
+        generator = GeneratorConfig.from_json(_object(body, "generator"))
+        backlog = _object(body, "backlog")
+        records_per_shard = _field(backlog, "records_per_shard", int) if backlog else 0
+        record_bytes = int(backlog.get("record_bytes", 2048))
         table = sim.world.add_table(
             name,
             source=source,
             region=region,
-            key_schema=_key_schema(body.get("key_schema")),
+            key_schema=key_schema,
             view_type=body.get("view_type", "NEW_AND_OLD_IMAGES"),
             config=config,
         )
         table.state = TableState(table.key_schema)
-        backlog = body.get("backlog")
-        if backlog is not None:
-            table.backlog_records = prefill(
-                sim.world,
-                table,
-                _field(backlog, "records_per_shard", int),
-                int(backlog.get("record_bytes", 2048)),
-            )
+        if records_per_shard:
+            table.backlog_records = prefill(sim.world, table, records_per_shard, record_bytes)
         if body.get("generator") is not None:
-            _start_generator(sim, table, body["generator"])
+            table.generator = Generator(sim.world, table, table.state, generator)
+            table.generator.start()
     return _table_json(table)
 
 
@@ -446,6 +452,14 @@ def _key_schema(raw: Any) -> tuple[KeyAttribute, ...]:
             KeyAttribute(_field(entry, "name", str), kind, "HASH" if index == 0 else "RANGE")
         )
     return tuple(keys)
+
+
+def _object(body: dict[str, Any], name: str) -> dict[str, Any]:
+    """``body[name]``, a JSON object (empty when absent)."""
+    value = body.get(name) or {}
+    if not isinstance(value, dict):
+        raise ControlError(400, f"{name!r} must be a JSON object, got {value!r}")
+    return value
 
 
 def _field(body: Any, name: str, kind: type) -> Any:
