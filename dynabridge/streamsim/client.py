@@ -10,6 +10,7 @@ benchmarks and hands. Plain HTTP; the AWS APIs on the same port are for boto3.
 from __future__ import annotations
 
 import http.client
+import itertools
 import urllib.parse
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -89,6 +90,21 @@ class ShardStats:
     get_records: int
     polls: tuple[Poll, ...]
     """Every GetRecords of the shard (wall-clock start and end, records returned)."""
+
+    def intervals_s(self) -> list[float]:
+        """Seconds between the starts of consecutive GetRecords (how often it is polled)."""
+        starts = sorted(poll.started_s for poll in self.polls)
+        return [later - earlier for earlier, later in itertools.pairwise(starts)]
+
+    def gaps_after_records_s(self) -> list[float]:
+        """For each GetRecords that returned records, seconds from its end to the start of the
+        next one (how long the reader took before asking for more)."""
+        ordered = sorted(self.polls, key=lambda poll: poll.started_s)
+        return [
+            later.started_s - earlier.ended_s
+            for earlier, later in itertools.pairwise(ordered)
+            if earlier.records
+        ]
 
 
 @dataclass(frozen=True, slots=True)

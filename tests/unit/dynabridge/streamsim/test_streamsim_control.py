@@ -8,6 +8,7 @@ from typing import Any
 import orjson
 import pytest
 
+from dynabridge.streamsim.client import Poll, ShardStats
 from dynabridge.streamsim.server import Simulator
 from tests.polling import wait_for
 
@@ -91,3 +92,12 @@ def test_throttle_rules_and_unknown_paths(sim: Simulator) -> None:
     assert call(sim, "GET", "/nothing")[0] == 404
     assert call(sim, "DELETE", "/health")[0] == 405
     assert call(sim, "GET", "/tables/missing")[0] == 404
+
+
+def test_poll_intervals_and_gaps_after_records_from_the_stats() -> None:
+    stats = ShardStats(
+        "t", 1, 0, 4,
+        (Poll(10.0, 10.04, 5), Poll(10.1, 10.14, 0), Poll(10.3, 10.34, 7), Poll(10.5, 10.6, 0)),
+    )  # fmt: skip
+    assert [round(i, 3) for i in stats.intervals_s()] == [0.1, 0.2, 0.2]
+    assert [round(g, 3) for g in stats.gaps_after_records_s()] == [0.06, 0.16]
