@@ -54,6 +54,9 @@ class StreamConfig:
     listing_lag_s: float = 0.0
     """A new child shard is missing from DescribeStream for this long after it opens (the
     listing is eventually consistent); GetShardIterator on it works at once."""
+    ending_lag_s: float = 0.0
+    """A shard that closed is still listed as open (no EndingSequenceNumber) this long, so a
+    listing can show an open parent beside its open child."""
     omit_shard_rate: float = 0.0
     """The chance that a DescribeStream page leaves out one of its shards."""
     describe_stream_per_s: float = 10.0
@@ -120,7 +123,7 @@ def _check(config: StreamConfig) -> None:
     for name in (
         "rotate_every_records", "rotate_every_s", "get_records_latency_ms",
         "get_records_jitter_ms", "control_latency_ms", "max_readers_per_shard",
-        "listing_lag_s", "describe_stream_per_s",
+        "listing_lag_s", "ending_lag_s", "describe_stream_per_s",
     ):  # fmt: skip
         if getattr(config, name) < 0:
             raise ConfigError(f"{name} must be >= 0, got {getattr(config, name)}")

@@ -123,7 +123,10 @@ class StreamsApi:
                     {"AttributeName": key.name, "KeyType": key.key_type}
                     for key in stream.table.key_schema
                 ],
-                "Shards": [_shard_json(shard) for shard in shown],
+                "Shards": [
+                    _shard_json(shard, now < (shard.closed_s or now) + model.config.ending_lag_s)
+                    for shard in shown
+                ],
             }
         if last is not None:
             description["LastEvaluatedShardId"] = last
@@ -342,9 +345,9 @@ def _check_iterator_arguments(kind: IteratorKind, sequence_number: object, when_
         raise errors.validation("AT_TIMESTAMP needs a Timestamp")
 
 
-def _shard_json(shard: Shard) -> dict[str, Any]:
+def _shard_json(shard: Shard, ending_lags: bool) -> dict[str, Any]:
     numbers = {"StartingSequenceNumber": str(shard.starting)}
-    if shard.ending is not None:
+    if shard.ending is not None and not ending_lags:
         numbers["EndingSequenceNumber"] = str(shard.ending)
     entry: dict[str, Any] = {"ShardId": shard.shard_id, "SequenceNumberRange": numbers}
     if shard.parent_id is not None:

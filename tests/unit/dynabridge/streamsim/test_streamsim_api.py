@@ -116,6 +116,20 @@ def test_describe_stream_shows_the_stream_and_open_shards_without_an_ending_numb
     assert filtered == children
 
 
+def test_a_closed_parent_can_be_listed_open_beside_its_open_child() -> None:
+    sim = Sim(ending_lag_s=2)
+    parent = sim.shard_ids()[0]
+    sim.table.latest.model.rotate(T0, parent)
+
+    def ranges() -> list[dict[str, str]]:
+        shards = sim.call("DescribeStream", StreamArn=sim.arn)["StreamDescription"]["Shards"]
+        return [shard["SequenceNumberRange"] for shard in shards]
+
+    assert all("EndingSequenceNumber" not in numbers for numbers in ranges())
+    sim.clock.now += 2.1
+    assert ["EndingSequenceNumber" in numbers for numbers in ranges()] == [True, False]
+
+
 def test_describe_stream_is_limited_per_second_per_stream() -> None:
     sim = Sim(describe_stream_per_s=10)
     for _ in range(10):
