@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -74,6 +75,7 @@ class StreamSimServer:
         return client
 
     def stop(self) -> None:
+        """End the process this session started, and remove its port file and log."""
         if self.process is None:
             return
         self.process.terminate()
@@ -82,6 +84,8 @@ class StreamSimServer:
         except subprocess.TimeoutExpired:
             self.process.kill()
             self.process.wait()
+        if self.log_path is not None:
+            shutil.rmtree(self.log_path.parent, ignore_errors=True)
 
     def log_tail(self, lines: int = 40) -> str:
         if self.log_path is None or not self.log_path.exists():
