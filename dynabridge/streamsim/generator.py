@@ -108,20 +108,23 @@ def prefill(world: World, table: SimTable, records_per_shard: int, record_bytes:
     a page costs the server a slice and a join. The items are spread over the shards by
     index, not by key hash. Returns the number of records written."""
     shards = table.latest.model.open_shards
-    # The record's envelope, keys and a counter take about 300 bytes of JSON.
-    padding = "x" * max(16, (record_bytes - 300) // 2)
     keys_of = TableState(table.key_schema).keys
+
+    def change(index: int, padding: str) -> Change:
+        keys = keys_of(index)
+        old = {**keys, "n": {"N": str(index)}, "payload": {"S": padding}}
+        new = {**keys, "n": {"N": str(index + 1)}, "payload": {"S": padding}}
+        size = item_size(keys) + item_size(old) + item_size(new)
+        return Change("MODIFY", keys, new, old, world.clock(), uuid.uuid4().hex, size_bytes=size)
+
+    # The envelope, keys and counters of a record, measured once: the padding makes up the rest.
+    sample = encoder(change(0, ""), region=table.region, view_type=table.view_type)
+    envelope = len(sample("1" * table.config.sequence_digits).body)
+    padding = "x" * max(16, (record_bytes - envelope) // 2)
     written = 0
     for shard_index, shard in enumerate(shards):
-        changes = []
-        for i in range(records_per_shard):
-            keys = keys_of(shard_index * records_per_shard + i)
-            old = {**keys, "n": {"N": str(i)}, "payload": {"S": padding}}
-            new = {**keys, "n": {"N": str(i + 1)}, "payload": {"S": padding}}
-            size = item_size(keys) + item_size(old) + item_size(new)
-            changes.append(
-                Change("MODIFY", keys, new, old, world.clock(), uuid.uuid4().hex, size_bytes=size)
-            )
+        first = shard_index * records_per_shard
+        changes = [change(first + i, padding) for i in range(records_per_shard)]
         written += _append_to(world, table, shard.hash_range.start, changes)
     return written
 

@@ -101,3 +101,14 @@ def test_poll_intervals_and_gaps_after_records_from_the_stats() -> None:
     )  # fmt: skip
     assert [round(i, 3) for i in stats.intervals_s()] == [0.1, 0.2, 0.2]
     assert [round(g, 3) for g in stats.gaps_after_records_s()] == [0.06, 0.16]
+
+
+def test_a_backlog_fills_every_shard_with_records_of_the_asked_size(sim: Simulator) -> None:
+    body = {"table": "b", "stream": {"shards": 4}, "backlog": {"records_per_shard": 500}}
+    assert ok(sim, "POST", "/tables", body)["backlog_records"] == 2000
+    stream = sim.world.table("b").latest.model
+    for shard in stream.open_shards:
+        page = shard.page(shard.trimmed_through, 1000, 10**9)
+        assert len(page.bodies) == 500
+        assert all(2048 * 0.98 <= len(record) <= 2048 * 1.02 for record in page.bodies)
+        assert orjson.loads(page.bodies[0])["eventName"] == "MODIFY"
