@@ -33,6 +33,10 @@ class Artifact:
     coordinates: str
     home: Path
     kind: str  # "classpath" (Kafka jars via a pom) or "zip" (a distribution to unpack)
+    plugin: str = ""
+    """Maven coordinates of a plugin zip installed into the unpacked distribution (OpenSearch's
+    security plugin), with ``plugin_java_home`` running the distribution's plugin tool."""
+    plugin_java_home: Path | None = None
 
     @property
     def marker(self) -> Path:
@@ -98,6 +102,8 @@ def fetch(config: StackConfig, artifact: Artifact) -> None:
             _fetch_classpath(config, artifact, staging / "home" / "libs")
         else:
             _fetch_zip(artifact, staging)
+            if artifact.plugin:
+                _install_plugin(artifact, staging)
         home = staging / "home"
         _make_world_readable(home)
         (home / MARKER).write_text(artifact.coordinates + "\n")
@@ -126,7 +132,8 @@ def _fetch_zip(artifact: Artifact, staging: Path) -> None:
     _mvn(
         artifact,
         f"{DEPENDENCY_PLUGIN}:copy",
-        f"-Dartifact={artifact.coordinates}",
+        # "<distribution> + <plugin>" when a plugin is installed into it.
+        f"-Dartifact={artifact.coordinates.split(' + ')[0]}",
         f"-DoutputDirectory={download}",
     )
     zips = list(download.glob("*.zip"))
@@ -141,6 +148,33 @@ def _fetch_zip(artifact: Artifact, staging: Path) -> None:
     if len(tops) != 1 or not (tops[0] / "bin").is_dir():
         raise ArtifactError(f"{artifact.coordinates}: unexpected layout {[p.name for p in tops]}")
     tops[0].rename(staging / "home")
+
+
+def _install_plugin(artifact: Artifact, staging: Path) -> None:
+    download = staging / "plugin"
+    _mvn(
+        artifact,
+        f"{DEPENDENCY_PLUGIN}:copy",
+        f"-Dartifact={artifact.plugin}",
+        f"-DoutputDirectory={download}",
+    )
+    (plugin_zip,) = download.glob("*.zip")
+    home = staging / "home"
+    tool = home / "bin" / "opensearch-plugin"
+    env = {
+        "PATH": "/usr/local/bin:/usr/bin:/bin",
+        "OPENSEARCH_JAVA_HOME": str(artifact.plugin_java_home),
+        "OPENSEARCH_PATH_CONF": str(home / "config"),
+    }
+    result = subprocess.run(
+        [str(tool), "install", "--batch", plugin_zip.as_uri()],
+        capture_output=True, text=True, check=False, env=env,
+    )  # fmt: skip
+    if result.returncode != 0:
+        raise ArtifactError(
+            f"installing {artifact.plugin} into {artifact.coordinates} failed:\n"
+            f"{result.stdout}{result.stderr}"
+        )
 
 
 def _mvn(artifact: Artifact, *args: str) -> None:

@@ -47,8 +47,27 @@ class StackConfig:
     opensearch_transport_port: int = 9301
     moto_port: int = 5000
     streams_sim_port: int = 5100
+    # The secure profile (``dev up --secure``): its own ports, so it runs beside the plain stack.
+    kafka_secure_sasl_port: int = 9192
+    kafka_secure_mtls_port: int = 9193
+    kafka_secure_controller_port: int = 9194
+    es_secure_port: int = 9210
+    es_secure_transport_port: int = 9310
+    opensearch_secure_port: int = 9211
+    opensearch_secure_transport_port: int = 9311
+    # The security plugin on Maven Central exists for 2.19.3, 2.19.4 and 3.4.0 only, and a
+    # plugin runs only on the exact OpenSearch version it was built for.
+    opensearch_secure_version: str = "2.19.4"
+    opensearch_security_plugin_version: str = "2.19.4.0"
+    # More engine versions (``dev up --engines es8,os3``), plain HTTP, on their own ports.
+    es8_version: str = "8.19.21"
+    es8_port: int = 9220
+    es8_transport_port: int = 9320
+    opensearch3_version: str = "3.8.0"
+    opensearch3_port: int = 9221
+    opensearch3_transport_port: int = 9321
     java17_home: Path = Path("/usr/lib/jvm/java-17-openjdk-amd64")
-    # Elasticsearch 9 needs Java 21 or newer.
+    # Elasticsearch 9 and OpenSearch 3 need Java 21 or newer.
     es_java_home: Path = Path("/usr/lib/jvm/temurin-25-jdk-amd64")
     heap_mb: int = 512
     service_user: str = "dynabridge"
@@ -89,6 +108,30 @@ class StackConfig:
     @property
     def streams_sim_endpoint(self) -> str:
         return f"http://{HOST}:{self.streams_sim_port}"
+
+    @property
+    def es8_url(self) -> str:
+        return f"http://{HOST}:{self.es8_port}"
+
+    @property
+    def opensearch3_url(self) -> str:
+        return f"http://{HOST}:{self.opensearch3_port}"
+
+    @property
+    def kafka_secure_sasl_bootstrap(self) -> str:
+        return f"{HOST}:{self.kafka_secure_sasl_port}"
+
+    @property
+    def kafka_secure_mtls_bootstrap(self) -> str:
+        return f"{HOST}:{self.kafka_secure_mtls_port}"
+
+    @property
+    def es_secure_url(self) -> str:
+        return f"https://{HOST}:{self.es_secure_port}"
+
+    @property
+    def opensearch_secure_url(self) -> str:
+        return f"https://{HOST}:{self.opensearch_secure_port}"
 
 
 def env_var(field_name: str) -> str:

@@ -11,7 +11,7 @@ import shutil
 import subprocess
 import sys
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from importlib import metadata
 from pathlib import Path
@@ -57,6 +57,8 @@ class Service:
     java_home: Path | None = None
     java_env_var: str = ""
     needs_service_user: bool = field(default=False)
+    after_ready: Callable[[], None] | None = None
+    """Runs once the probe answers (also for a reused service): e.g. create an API key."""
 
     @property
     def log_path(self) -> Path:
@@ -166,6 +168,18 @@ class _SearchFlavour:
     java_env_var: str
     env_prefix: str  # ES or OPENSEARCH: ES_JAVA_HOME, OPENSEARCH_PATH_CONF, ...
     yml: str
+    program: str = ""
+    """bin/<program> of the distribution; empty: the flavour's name."""
+    template_dir: str = ""
+    """deploy/local/<template_dir>/<yml>.tmpl; empty: the flavour's name."""
+    values: Callable[[], Mapping[str, object]] | None = None
+    """More template placeholders, computed at prepare time."""
+    setup: Callable[[Path, Launch], None] | None = None
+    """After the config dir is rendered and handed over: (config dir, launch) -> files."""
+    url: str = ""
+    """Empty: http://HOST:http_port."""
+    probe: Callable[[], bool] | None = None
+    after_ready: Callable[[], None] | None = None
 
 
 def _elasticsearch(config: StackConfig, artifact: Artifact) -> Service:
@@ -187,7 +201,7 @@ def _opensearch(config: StackConfig, artifact: Artifact) -> Service:
 
 def _search_service(config: StackConfig, artifact: Artifact, flavour: _SearchFlavour) -> Service:
     state = config.state_dir / flavour.name
-    url = f"http://{HOST}:{flavour.http_port}"
+    url = flavour.url or f"http://{HOST}:{flavour.http_port}"
 
     def prepare() -> Launch:
         run_as = accounts.service_account(config.service_user)
@@ -205,7 +219,7 @@ def _search_service(config: StackConfig, artifact: Artifact, flavour: _SearchFla
         jvm_options = conf / "jvm.options"
         jvm_options.write_text(relocated_jvm_options(jvm_options.read_text(), state))
         render(
-            config.templates_dir / flavour.name / f"{flavour.yml}.tmpl",
+            config.templates_dir / (flavour.template_dir or flavour.name) / f"{flavour.yml}.tmpl",
             conf / flavour.yml,
             {
                 "HOST": HOST,
@@ -213,6 +227,7 @@ def _search_service(config: StackConfig, artifact: Artifact, flavour: _SearchFla
                 "TRANSPORT_PORT": flavour.transport_port,
                 "DATA_DIR": state / "data",
                 "LOGS_DIR": state / "logs",
+                **(flavour.values() if flavour.values else {}),
             },
         )
         for sub in ("data", "logs", "tmp"):
@@ -229,7 +244,11 @@ def _search_service(config: StackConfig, artifact: Artifact, flavour: _SearchFla
             # After jvm.options, so these win over its -Xms1g/-Xmx1g (OpenSearch).
             f"{prefix}_JAVA_OPTS": " ".join(_heap(config)),
         }
-        return Launch([str(artifact.home / "bin" / flavour.name)], env, state, run_as)
+        program = artifact.home / "bin" / (flavour.program or flavour.name)
+        launch = Launch([str(program)], env, state, run_as)
+        if flavour.setup is not None:
+            flavour.setup(conf, launch)
+        return launch
 
     return Service(
         name=flavour.name,
@@ -240,12 +259,13 @@ def _search_service(config: StackConfig, artifact: Artifact, flavour: _SearchFla
             PortClaim(flavour.transport_port, flavour.name, "transport"),
         ),
         state_dir=state,
-        probe=lambda: readiness.search_ready(url),
+        probe=flavour.probe or (lambda: readiness.search_ready(url)),
         prepare=prepare,
         artifact=artifact,
         java_home=flavour.java_home,
         java_env_var=flavour.java_env_var,
         needs_service_user=True,
+        after_ready=flavour.after_ready,
     )
 
 

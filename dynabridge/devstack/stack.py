@@ -13,7 +13,7 @@ from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass
 from enum import Enum
 
-from dynabridge.devstack import artifacts, ports, processes
+from dynabridge.devstack import artifacts, engines, ports, processes, secure
 from dynabridge.devstack.config import HOST, StackConfig
 from dynabridge.devstack.services import (
     ALL_SERVICE_NAMES,
@@ -54,16 +54,20 @@ class ServiceStatus:
         }
 
 
+def catalog(config: StackConfig) -> dict[str, Service]:
+    """Every service ``dev`` knows: the plain stack, more engine versions, the secure profile."""
+    plain = services(config)
+    return {**plain, **engines.services(config), **secure.services(config, plain)}
+
+
 def selected(config: StackConfig, names: Iterable[str]) -> list[Service]:
     """The named services (none named: the default four), in start order."""
     chosen = list(names) or list(SERVICE_NAMES)
-    available = services(config)
+    available = catalog(config)
     unknown = [n for n in chosen if n not in available]
     if unknown:
-        raise StartError(
-            f"unknown service {unknown[0]!r}; choose from {', '.join(ALL_SERVICE_NAMES)}"
-        )
-    return [available[n] for n in ALL_SERVICE_NAMES if n in chosen]
+        raise StartError(f"unknown service {unknown[0]!r}; choose from {', '.join(available)}")
+    return [service for name, service in available.items() if name in chosen]
 
 
 def with_needs(names: Iterable[str]) -> list[str]:
@@ -165,6 +169,8 @@ def _start_and_wait(service: Service, fresh: bool, deadline: float) -> None:
                 f"(log: {service.log_path})"
             )
         time.sleep(0.5)
+    if service.after_ready is not None:
+        service.after_ready()
 
 
 def _log_tail(service: Service, lines: int) -> str:
