@@ -31,6 +31,7 @@ from bridge.contract import (
     kafka_key,
     topic_name,
 )
+from bridge.runtime.kafka_security import SecurityWatch, first_answer
 from bridge.runtime.settings import KafkaSettings, TopicSettings
 
 log = logging.getLogger(__name__)
@@ -137,12 +138,18 @@ class KafkaPublisher:
 
 def ensure_topics(kafka: KafkaSettings, topics: TopicSettings, tables: Sequence[str]) -> None:
     """Create the tables' topics that do not exist yet; an existing topic is left as it is."""
-    admin = AdminClient(dict(kafka.client_config()))
+    watch = SecurityWatch(kafka)
+    config: dict[str, Any] = {**kafka.client_config(), "error_cb": watch}
+    admin = AdminClient(config)
     wanted = {topic_name(kafka.topic_prefix, table) for table in tables}
     try:
-        existing = set(admin.list_topics(timeout=15).topics)
+        # The first call proves the credentials and certificates: a refusal stops here.
+        metadata = first_answer(
+            lambda timeout_s: admin.list_topics(timeout=timeout_s), KafkaException, watch, 15.0
+        )
     except KafkaException as error:
         raise DeliveryError(f"cannot list Kafka topics: {error}") from error
+    existing = set(metadata.topics)
     missing = sorted(wanted - existing)
     if not missing:
         return

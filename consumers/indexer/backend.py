@@ -233,6 +233,15 @@ class IndexingBackend:
     def ping(self) -> bool:
         return healthy(self._client)
 
+    def check_access(self) -> None:
+        """One request at start, so that refused credentials, an untrusted certificate or an
+        unsupported engine stop the process now (SearchRefused), not at the first change; an
+        engine that is only down is left to the loop's retries."""
+        try:
+            self._client.request("GET", "/_cluster/health")
+        except SearchUnavailable as error:
+            log.warning("search engine unavailable at start, indexing will wait: %s", error)
+
     def purge_tombstones(self, older_than_ms: int, limit: int = 1000) -> int:
         """Delete, conditional on their versions, up to ``limit`` tombstones older than
         ``older_than_ms`` in each managed index written to; how many went."""

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Sequence
+from typing import Any
 
 import confluent_kafka  # noqa: TID251 - this is the dead-letter producer adapter
 from confluent_kafka import KafkaError, KafkaException, Message  # noqa: TID251
@@ -22,6 +23,7 @@ from confluent_kafka.admin._resource import ResourceType  # noqa: TID251
 from confluent_kafka.cimpl import NewTopic  # noqa: TID251
 
 from bridge.contract import MAX_RECORD_BYTES, PARTITIONER, dlq_topic
+from bridge.runtime.kafka_security import SecurityWatch, first_answer
 from bridge.runtime.settings import KafkaSettings, TopicSettings
 from consumers.indexer.records import DeadLetter, DeadLetterError
 
@@ -67,8 +69,16 @@ def dead_letter_headers(letter: DeadLetter) -> Headers:
 def ensure_dlq_topics(kafka: KafkaSettings, topics: TopicSettings, sources: Sequence[str]) -> None:
     """Create the dead-letter topics of ``sources`` that do not exist yet, and raise the record
     size limit of existing ones that take less than a whole change (idempotent)."""
-    config: dict[str, str | int | float | bool] = {**kafka.client_config()}
+    watch = SecurityWatch(kafka)
+    config: dict[str, Any] = {**kafka.client_config(), "error_cb": watch}
     admin = AdminClient(config)
+    try:
+        # The first call proves the credentials and certificates: a refusal stops here.
+        first_answer(
+            lambda timeout_s: admin.list_topics(timeout=timeout_s), KafkaException, watch, 15.0
+        )
+    except KafkaException as error:
+        raise DeadLetterError(f"cannot reach Kafka: {error}") from error
     wanted = [
         NewTopic(
             dlq_topic(source),

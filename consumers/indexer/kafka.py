@@ -19,6 +19,7 @@ from collections.abc import Collection, Mapping, Sequence
 import confluent_kafka  # noqa: TID251 - this is the consumer adapter
 from confluent_kafka import KafkaError, KafkaException, TopicPartition  # noqa: TID251
 
+from bridge.runtime.kafka_security import SecurityWatch
 from bridge.runtime.settings import Settings
 from consumers.indexer.records import CommitFailed, ConsumerError, Partition, Record
 from consumers.indexer.worker import RebalanceListener
@@ -47,14 +48,22 @@ def consumer_config(settings: Settings) -> dict[str, object]:
 class KafkaConsumer:
     """The :class:`consumers.indexer.worker.Consumer` over ``confluent_kafka.Consumer``."""
 
-    def __init__(self, config: Mapping[str, object], topics: Sequence[str]) -> None:
+    def __init__(
+        self,
+        config: Mapping[str, object],
+        topics: Sequence[str],
+        watch: SecurityWatch | None = None,
+    ) -> None:
         self._topics = list(topics)
         self._fatal: str | None = None
+        self._watch = watch
         self._consumer = confluent_kafka.Consumer({**config, "error_cb": self._on_error})
 
     def _on_error(self, error: KafkaError) -> None:
         if error.fatal():
             self._fatal = error.str()
+        if self._watch is not None:
+            self._watch(error)
         log.warning("kafka: %s", error.str())
 
     def subscribe(self, listener: RebalanceListener) -> None:
@@ -80,6 +89,8 @@ class KafkaConsumer:
             self._raise_if_fatal(error)
             log.warning("kafka consume: %s", error)
             return []
+        if self._watch is not None:
+            self._watch.check()  # refused credentials or certificates: exit 2, not a retry loop
         if self._fatal is not None:
             raise ConsumerError(f"kafka consumer failed: {self._fatal}")
         records: list[Record] = []

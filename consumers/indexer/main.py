@@ -68,6 +68,7 @@ def _run(
 
     from bridge.contract import SchemaRegistry, decode, topic_name
     from bridge.runtime.backoff import Backoff
+    from bridge.runtime.kafka_security import SecurityWatch
     from consumers.indexer.backend import build_backend
     from consumers.indexer.batching import Limits
     from consumers.indexer.dlq import DeadLetterProducer, ensure_dlq_topics
@@ -93,10 +94,13 @@ def _run(
     url = settings.kafka.schema_registry_url
     registry = SchemaRegistry(url) if url else None
     backend = build_backend(settings.search, aws_region=settings.aws.region)
+    backend.check_access()
     ensure_dlq_topics(settings.kafka, settings.topics, list(tables_by_topic))
     dead_letters = DeadLetterProducer(settings.kafka)
     purger = TombstonePurger(backend, settings.search.tombstone_retention_s)
-    consumer = KafkaConsumer(consumer_config(settings), list(tables_by_topic))
+    consumer = KafkaConsumer(
+        consumer_config(settings), list(tables_by_topic), SecurityWatch(settings.kafka)
+    )
     try:
         worker = Worker(
             config,

@@ -50,6 +50,7 @@ from consumers.indexer.records import (
 )
 from consumers.indexer.settlement import settlement
 from consumers.indexer.typed_fields import TypedFieldRules
+from consumers.search.errors import SearchRefused
 
 log = logging.getLogger(__name__)
 
@@ -343,6 +344,8 @@ class Worker:
         except SearchUnavailable as error:
             self._unavailable(batch, attempt, error)
             return
+        except SearchRefused:
+            raise  # credentials or certificates: a ConfigError, exit 2
         except SearchError as error:
             raise IndexerFatal(f"search engine refused the index: {error}") from error
         backend, clock = self._backend, self._clock
@@ -360,6 +363,8 @@ class Worker:
         except SearchUnavailable as error:
             self._unavailable(flight.batch, flight.attempt, error)
             return
+        except SearchRefused:
+            raise  # credentials or certificates: a ConfigError, exit 2
         except SearchError as error:
             raise IndexerFatal(f"search engine refused the request: {error}") from error
         self._metrics.bulk_seconds.observe(answer.seconds)

@@ -7,12 +7,16 @@ request: Elasticsearch would accept some requests and refuse others.
 
 from __future__ import annotations
 
+import ssl
 import threading
 from collections.abc import Mapping
 from typing import Any
 
 import opensearchpy  # noqa: TID251 - the OpenSearch adapter
-from opensearchpy.exceptions import TransportError  # noqa: TID251 - the OpenSearch adapter
+from opensearchpy.exceptions import (  # noqa: TID251 - the OpenSearch adapter
+    SSLError,
+    TransportError,
+)
 
 from bridge.runtime.settings import SearchBackend, SearchSettings
 from consumers.search.client import JSON_HEADERS, basic_auth, transport_options
@@ -21,10 +25,11 @@ from consumers.search.errors import (
     RequestTooLarge,
     SearchError,
     SearchFailure,
+    SearchRefused,
     SearchUnavailable,
 )
 
-SUPPORTED_MAJORS = frozenset({"1", "2", "3"})
+SUPPORTED_MAJORS = ("2", "3")
 
 
 class OpenSearchClient:
@@ -51,6 +56,14 @@ class OpenSearchClient:
             self._client = opensearchpy.OpenSearch(list(settings.hosts), **options)
         except (ValueError, opensearchpy.ImproperlyConfigured) as error:
             raise SearchError(f"search.hosts or TLS settings rejected: {error}") from None
+        self._endpoint = ",".join(settings.hosts)
+        self._auth = (
+            "AWS SigV4 signing"
+            if settings.aws_sigv4
+            else f"basic auth of user {settings.username!r}"
+            if settings.username is not None
+            else "no credentials"
+        )
 
     def request(
         self,
@@ -75,7 +88,7 @@ class OpenSearchClient:
                 body=body if isinstance(body, bytes | None) else dict(body),
             )
         except TransportError as error:
-            raise _translate(error, f"{method} {path}") from None
+            raise _translate(error, f"{method} {path}", self._endpoint, self._auth) from None
         return response if isinstance(response, Mapping) else {}
 
     def close(self) -> None:
@@ -99,14 +112,22 @@ class OpenSearchClient:
                         "search.backend to elasticsearch",
                         status=status,
                     ) from None
-                raise _translate(error, "reading the server's version") from None
+                raise _translate(
+                    error, "reading the server's version", self._endpoint, self._auth
+                ) from None
             version = info.get("version", {}) if isinstance(info, Mapping) else {}
             number = str(version.get("number", "?"))
-            if version.get("distribution") != "opensearch" or number[:1] not in SUPPORTED_MAJORS:
-                raise SearchError(
-                    f"search.hosts {self._hosts()} is not OpenSearch 1-3 (version {number}, "
+            if version.get("distribution") != "opensearch":
+                raise SearchRefused(
+                    f"search.hosts {self._hosts()} is not OpenSearch (version {number}, "
                     f"distribution {version.get('distribution')}); for Elasticsearch set "
                     "search.backend to elasticsearch"
+                )
+            if number.split(".")[0] not in SUPPORTED_MAJORS:
+                raise SearchRefused(
+                    f"search.hosts {self._hosts()} runs OpenSearch {number}: dynabridge "
+                    f"supports OpenSearch {' and '.join(f'{m}.x' for m in SUPPORTED_MAJORS)} "
+                    "(tested: 2.19, 3.8); upgrade the cluster or point search.hosts elsewhere"
                 )
             self._verified = True
 
@@ -138,8 +159,29 @@ def _error_type(error: TransportError) -> str | None:
     return str(error.error) if isinstance(error.error, str) else None
 
 
-def _translate(error: TransportError, doing: str) -> SearchFailure:
+def _untrusted(error: SSLError) -> ssl.SSLCertVerificationError | None:
+    """The certificate verification failure inside a TLS error, if that is what it is."""
+    seen: set[int] = set()
+    pending: list[object] = [error.info, *error.args]
+    while pending:
+        cause = pending.pop()
+        if not isinstance(cause, BaseException) or id(cause) in seen:
+            continue
+        seen.add(id(cause))
+        if isinstance(cause, ssl.SSLCertVerificationError):
+            return cause
+        pending.extend([cause.__cause__, cause.__context__, getattr(cause, "reason", None)])
+        pending.extend(cause.args)
+    return None
+
+
+def _translate(error: TransportError, doing: str, endpoint: str, auth: str) -> SearchFailure:
     """A client error as the project's own: what failed, and for SearchError what to fix."""
+    if isinstance(error, SSLError) and (cause := _untrusted(error)) is not None:
+        return SearchRefused(
+            f"search engine {endpoint} (TLS): the server's certificate is not trusted "
+            f"({cause.verify_message}): set search.ca_certs to the CA bundle that signed it"
+        )
     status = error.status_code
     if not isinstance(status, int):  # "N/A": connection refused/reset, TLS, timeout
         return SearchUnavailable(f"{doing}: {type(error).__name__}: {error.error}")
@@ -151,9 +193,17 @@ def _translate(error: TransportError, doing: str) -> SearchFailure:
         return SearchUnavailable(text, status=status, error_type=kind)
     if kind == "index_not_found_exception":
         return IndexNotFound(text, status=status, error_type=kind)
-    if status in (401, 403):
-        return SearchError(
-            f"{text}; check search.username/password or the AWS role, and its privileges",
+    if status == 401:
+        return SearchRefused(
+            f"search engine {endpoint} refused {auth} (HTTP 401): fix search.username / "
+            "search.password (DYNABRIDGE_SEARCH__PASSWORD), or the AWS credentials",
+            status=status,
+            error_type=kind,
+        )
+    if status == 403:
+        return SearchRefused(
+            f"search engine {endpoint}: {auth} lacks a privilege for {doing} (HTTP 403): "
+            "grant it (docs/configuration.md, search privileges), or map the AWS role",
             status=status,
             error_type=kind,
         )

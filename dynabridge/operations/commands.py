@@ -19,7 +19,7 @@ import click
 
 from bridge.runtime.exits import ExitCode
 from bridge.runtime.process import fail, settings_or_exit
-from bridge.runtime.settings import Settings
+from bridge.runtime.settings import ConfigError, Settings
 from dynabridge.operations.errors import OperationError
 
 config_option = click.option(
@@ -41,6 +41,8 @@ def reported(command: str) -> Iterator[None]:
 
     try:
         yield
+    except ConfigError as error:  # refused credentials or certificates (Kafka, the engine)
+        fail(command, str(error), ExitCode.CONFIG)
     except (OperationError, SearchFailure) as error:
         fail(command, str(error), ExitCode.UNAVAILABLE)
 

@@ -16,7 +16,7 @@ from urllib.parse import quote
 from bridge.runtime.settings import SearchSettings
 from consumers.indexer.templates import ALIAS_FILTER, TOMBSTONE
 from consumers.search.client import SearchClient
-from consumers.search.errors import IndexNotFound, SearchFailure, SearchUnavailable
+from consumers.search.errors import IndexNotFound, SearchFailure, SearchRefused, SearchUnavailable
 from consumers.search.factory import connect
 from dynabridge.operations.errors import IndexMissing, OperationError
 
@@ -53,6 +53,8 @@ class IndexReader:
             raise IndexMissing(str(error)) from None
         except SearchUnavailable as error:
             raise OperationError(f"{error} (is search.hosts reachable?)") from None
+        except SearchRefused:
+            raise  # a ConfigError: exit 2 with its own message
         except SearchFailure as error:
             raise OperationError(str(error)) from None
 

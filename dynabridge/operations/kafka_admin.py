@@ -25,6 +25,7 @@ from confluent_kafka.admin._config import ConfigResource  # noqa: TID251 - not r
 from confluent_kafka.admin._listoffsets import OffsetSpec  # noqa: TID251 - the Kafka adapter
 from confluent_kafka.admin._resource import ResourceType  # noqa: TID251
 
+from bridge.runtime.kafka_security import SecurityWatch, first_answer
 from bridge.runtime.settings import KafkaSettings
 from consumers.indexer.records import Record
 from dynabridge.operations.errors import OperationError
@@ -34,7 +35,9 @@ from dynabridge.operations.offset_targets import GroupInfo, Member, Watermarks
 class KafkaAdmin:
     def __init__(self, kafka: KafkaSettings, timeout_s: float = 15.0) -> None:
         self._config = kafka.client_config()
-        self._admin = AdminClient(dict(self._config))
+        self._watch = SecurityWatch(kafka)
+        admin_config: dict[str, Any] = {**self._config, "error_cb": self._watch}
+        self._admin = AdminClient(admin_config)
         self._timeout_s = timeout_s
         self._consumer: Consumer | None = None
 
@@ -45,7 +48,12 @@ class KafkaAdmin:
     def _metadata(self) -> Any:
         """All topics' metadata: asking for all means a missing topic is never auto-created."""
         try:
-            return self._admin.list_topics(timeout=self._timeout_s)
+            return first_answer(
+                lambda timeout_s: self._admin.list_topics(timeout=timeout_s),
+                KafkaException,
+                self._watch,
+                self._timeout_s,
+            )
         except KafkaException as error:
             raise OperationError(
                 f"cannot reach Kafka at {self._config['bootstrap.servers']}: {error} "
@@ -180,15 +188,17 @@ class KafkaAdmin:
                 "enable.partition.eof": True,
                 "auto.offset.reset": "earliest",
             }
-            self._consumer = Consumer(config)
+            self._consumer = Consumer({**config, "error_cb": self._watch})
         return self._consumer
 
     def _result(self, future: Any, doing: str) -> Any:
         try:
             return future.result(timeout=self._timeout_s)
         except KafkaException as error:
+            self._watch.check()
             raise OperationError(f"{doing}: {error.args[0].str()}") from None
         except TimeoutError:
+            self._watch.check()
             raise OperationError(f"{doing}: no answer within {self._timeout_s} s") from None
 
     def close(self) -> None:
