@@ -78,6 +78,49 @@ def stack(stack_config: StackConfig) -> Iterator[StackConfig]:
         devstack.down(stack_config, started, progress)
 
 
+def _started_for_session(
+    config: StackConfig, names: tuple[str, ...], label: str
+) -> Iterator[StackConfig]:
+    """The named services, ready: reused when running, else started and stopped at the end."""
+    services = devstack.selected(config, names)
+    if all(devstack.running_record(s) is not None and s.probe() for s in services):
+        yield config
+        return
+
+    def progress(message: str) -> None:
+        print(f"[{label}] {message}", file=sys.stderr)
+
+    outcome = devstack.up(config, names, progress)
+    started = [name for name, how in outcome.items() if how == "started"]
+    try:
+        yield config
+    finally:
+        devstack.down(config, started, progress)
+
+
+@pytest.fixture(scope="session")
+def engines_stack(stack: StackConfig) -> Iterator[StackConfig]:
+    """Elasticsearch 8 and OpenSearch 3 beside the plain stack (``dev up --engines es8,os3``)."""
+    yield from _started_for_session(stack, ("elasticsearch8", "opensearch3"), "engines")
+
+
+@pytest.fixture(scope="session")
+def es8_url(engines_stack: StackConfig) -> str:
+    return engines_stack.es8_url
+
+
+@pytest.fixture(scope="session")
+def opensearch3_url(engines_stack: StackConfig) -> str:
+    return engines_stack.opensearch3_url
+
+
+@pytest.fixture(scope="session")
+def secure_stack(stack: StackConfig) -> Iterator[StackConfig]:
+    """The secure profile (``dev up --secure``) on its own ports, beside the plain stack."""
+    names = ("kafka-secure", "elasticsearch-secure", "opensearch-secure")
+    yield from _started_for_session(stack, names, "secure")
+
+
 @pytest.fixture(scope="session")
 def kafka_bootstrap(stack: StackConfig) -> str:
     return stack.kafka_bootstrap

@@ -1,4 +1,5 @@
-"""Elasticsearch 9 and OpenSearch 2 of the local stack keep the search backend contract."""
+"""Elasticsearch 8 and 9, OpenSearch 2 and 3 of the local stack keep the search backend
+contract (8 and 3 run beside the plain stack: ``dynabridge dev up --engines es8,os3``)."""
 
 from __future__ import annotations
 
@@ -65,12 +66,18 @@ class RealEngine:
             http("DELETE", f"{self._url}/_index_template/dynabridge.{index}")
 
 
-@pytest.fixture(params=["elasticsearch", "opensearch"])
+ENGINES = {
+    "es9": ("elasticsearch", "es_url"),
+    "es8": ("elasticsearch", "es8_url"),
+    "os2": ("opensearch", "opensearch_url"),
+    "os3": ("opensearch", "opensearch3_url"),
+}
+
+
+@pytest.fixture(params=list(ENGINES))
 def engine(request: pytest.FixtureRequest, unique_name: Callable[[str], str]) -> Iterator[Engine]:
-    url = request.getfixturevalue(
-        "es_url" if request.param == "elasticsearch" else "opensearch_url"
-    )
-    real = RealEngine(request.param, url, unique_name)
+    backend, url_fixture = ENGINES[request.param]
+    real = RealEngine(backend, request.getfixturevalue(url_fixture), unique_name)
     yield real
     real.close()
 
