@@ -115,10 +115,11 @@ def opensearch3_url(engines_stack: StackConfig) -> str:
 
 
 @pytest.fixture(scope="session")
-def secure_stack(stack: StackConfig) -> Iterator[StackConfig]:
-    """The secure profile (``dev up --secure``) on its own ports, beside the plain stack."""
-    names = ("kafka-secure", "elasticsearch-secure", "opensearch-secure")
-    yield from _started_for_session(stack, names, "secure")
+def secure_stack(stack_config: StackConfig) -> Iterator[StackConfig]:
+    """The secure profile (``dev up --secure``) on its own ports, beside the plain stack; of
+    the plain stack it needs moto only."""
+    names = ("kafka-secure", "elasticsearch-secure", "opensearch-secure", "moto")
+    yield from _started_for_session(stack_config, names, "secure")
 
 
 @pytest.fixture(scope="session")
