@@ -145,7 +145,11 @@ def ensure_topics(kafka: KafkaSettings, topics: TopicSettings, tables: Sequence[
     try:
         # The first call proves the credentials and certificates: a refusal stops here.
         metadata = first_answer(
-            lambda timeout_s: admin.list_topics(timeout=timeout_s), KafkaException, watch, 15.0
+            lambda timeout_s: admin.list_topics(timeout=timeout_s),
+            admin.poll,
+            KafkaException,
+            watch,
+            15.0,
         )
     except KafkaException as error:
         raise DeliveryError(f"cannot list Kafka topics: {error}") from error

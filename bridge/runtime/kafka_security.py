@@ -127,18 +127,24 @@ def _detail(text: str) -> str:
 
 def first_answer(
     call: Callable[[float], T],
+    serve: Callable[[float], object],
     failure: type[Exception],
     watch: SecurityWatch,
     deadline_s: float,
     step_s: float = 1.0,
 ) -> T:
     """``call(step_s)`` until it answers; a refusal seen meanwhile raises at once, any other
-    failure is raised once ``deadline_s`` has passed (the broker is down or unreachable)."""
+    failure is raised once ``deadline_s`` has passed (the broker is down or unreachable).
+
+    ``serve(timeout_s)`` is the client's ``poll``: librdkafka hands errors to ``error_cb`` only
+    from there.
+    """
     deadline = time.monotonic() + deadline_s
     while True:
         try:
             return call(step_s)
         except failure:
+            serve(0)
             watch.check()
             if time.monotonic() >= deadline:
                 raise

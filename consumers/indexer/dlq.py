@@ -75,7 +75,11 @@ def ensure_dlq_topics(kafka: KafkaSettings, topics: TopicSettings, sources: Sequ
     try:
         # The first call proves the credentials and certificates: a refusal stops here.
         first_answer(
-            lambda timeout_s: admin.list_topics(timeout=timeout_s), KafkaException, watch, 15.0
+            lambda timeout_s: admin.list_topics(timeout=timeout_s),
+            admin.poll,
+            KafkaException,
+            watch,
+            15.0,
         )
     except KafkaException as error:
         raise DeadLetterError(f"cannot reach Kafka: {error}") from error

@@ -177,7 +177,7 @@ def _speaking(headers: dict[str, str], major: int) -> dict[str, str]:
 def _untrusted(error: TlsError) -> ssl.SSLCertVerificationError | None:
     """The certificate verification failure inside a TLS error, if that is what it is."""
     seen: set[int] = set()
-    pending: list[BaseException] = [*error.errors]
+    pending: list[BaseException] = [error, *error.errors]
     while pending:
         cause = pending.pop()
         if id(cause) in seen:

@@ -162,7 +162,7 @@ def _error_type(error: TransportError) -> str | None:
 def _untrusted(error: SSLError) -> ssl.SSLCertVerificationError | None:
     """The certificate verification failure inside a TLS error, if that is what it is."""
     seen: set[int] = set()
-    pending: list[object] = [error.info, *error.args]
+    pending: list[object] = [error, error.info, *error.args]
     while pending:
         cause = pending.pop()
         if not isinstance(cause, BaseException) or id(cause) in seen:

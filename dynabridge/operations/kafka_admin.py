@@ -50,6 +50,7 @@ class KafkaAdmin:
         try:
             return first_answer(
                 lambda timeout_s: self._admin.list_topics(timeout=timeout_s),
+                self._admin.poll,
                 KafkaException,
                 self._watch,
                 self._timeout_s,
@@ -105,6 +106,9 @@ class KafkaAdmin:
         future = self._admin.delete_consumer_groups([group])[group]
         try:
             future.result(timeout=self._timeout_s)
+        except TimeoutError:
+            self._refused()
+            raise OperationError(f"deleting consumer group {group}: no answer") from None
         except KafkaException as error:
             if error.args[0].code() != KafkaError.GROUP_ID_NOT_FOUND:
                 raise OperationError(f"deleting consumer group {group}: {error}") from None
@@ -125,6 +129,9 @@ class KafkaAdmin:
         future = self._admin.describe_consumer_groups([group])[group]
         try:
             description = future.result(timeout=self._timeout_s)
+        except TimeoutError:
+            self._refused()
+            raise OperationError(f"DescribeGroups {group}: no answer") from None
         except KafkaException as error:
             if error.args[0].code() == KafkaError.GROUP_ID_NOT_FOUND:
                 return GroupInfo(group, "DEAD", ())
@@ -164,6 +171,7 @@ class KafkaAdmin:
         while time.monotonic() < deadline:
             message = consumer.poll(0.5)
             if message is None:
+                self._watch.check()  # poll served error_cb: a refusal ends the read
                 continue
             error = message.error()
             if error is not None:
@@ -195,11 +203,18 @@ class KafkaAdmin:
         try:
             return future.result(timeout=self._timeout_s)
         except KafkaException as error:
-            self._watch.check()
+            self._refused()
             raise OperationError(f"{doing}: {error.args[0].str()}") from None
         except TimeoutError:
-            self._watch.check()
+            self._refused()
             raise OperationError(f"{doing}: no answer within {self._timeout_s} s") from None
+
+    def _refused(self) -> None:
+        """Serve the clients' error callbacks, then raise a refusal they reported."""
+        self._admin.poll(0)
+        if self._consumer is not None:
+            self._consumer.poll(0)
+        self._watch.check()
 
     def close(self) -> None:
         if self._consumer is not None:

@@ -59,21 +59,25 @@ class SecureEngine:
 
 @pytest.fixture(scope="session")
 def secure_dynamodb(secure_stack: StackConfig, aws_credentials: dict[str, str]) -> Any:
-    return boto3.client("dynamodb", endpoint_url=secure_stack.moto_endpoint, **aws_credentials)
+    return boto3.client(  # type: ignore[call-overload]
+        "dynamodb", endpoint_url=secure_stack.moto_endpoint, **aws_credentials
+    )
 
 
 @pytest.fixture
 def make_run(secure_stack: StackConfig, secure_dynamodb: Any) -> Iterator[MakeRun]:
-    """``make_run(kafka, search, **overrides)``: a table with a stream, a configuration, and
+    """``make_run(kafka, search, overrides)``: a table with a stream, a configuration, and
     the clean-up of its table, topics and indices."""
     runs: list[SecureRun] = []
     workdir = Path(tempfile.mkdtemp(prefix="dynabridge-secure-"))
 
-    def make(kafka: KafkaAuth, search: SearchAuth, **overrides: Any) -> SecureRun:
+    def make(
+        kafka: KafkaAuth, search: SearchAuth, overrides: dict[str, Any] | None = None
+    ) -> SecureRun:
         prefix = f"sec-{uuid.uuid4().hex[:8]}."
         table = f"{prefix[:-1]}-items"
         create_pk_sk_table(secure_dynamodb, table)
-        run = SecureRun(secure_stack, workdir, kafka, search, table, prefix, overrides)
+        run = SecureRun(secure_stack, workdir, kafka, search, table, prefix, overrides or {})
         runs.append(run)
         return run
 

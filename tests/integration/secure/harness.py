@@ -132,7 +132,7 @@ class SecureRun:
 
     def metrics(self, port: int) -> str:
         with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=10) as answer:
-            text = answer.read().decode()
+            text = str(answer.read().decode())
         self.outputs.append(text)
         return text
 

@@ -23,7 +23,7 @@ from tests.oracle import expected_id, expected_source
 from tests.polling import wait_for
 
 ITEMS = 40
-Item = dict[str, Any]
+Item = dict[str, Any]  # DynamoDB typed JSON
 
 
 def _write(dynamodb: Any, table: str, seed: int) -> dict[str, Item | None]:
@@ -32,7 +32,7 @@ def _write(dynamodb: Any, table: str, seed: int) -> dict[str, Item | None]:
     final: dict[str, Item | None] = {}
     for turn in range(2):
         for number in range(ITEMS):
-            item = {
+            item: dict[str, Any] = {
                 "pk": {"S": f"item-{number}"},
                 "sk": {"N": str(number % 3)},
                 "price": {"N": rng.choice(["10", "9.99", "-3", "12345678901234567890"])},
