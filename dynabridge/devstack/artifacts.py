@@ -37,6 +37,8 @@ class Artifact:
     """Maven coordinates of a plugin zip installed into the unpacked distribution (OpenSearch's
     security plugin), with ``plugin_java_home`` running the distribution's plugin tool."""
     plugin_java_home: Path | None = None
+    extend: Callable[[Path], None] | None = None
+    """Runs on the unpacked distribution (its home) before the marker is written."""
 
     @property
     def marker(self) -> Path:
@@ -104,6 +106,8 @@ def fetch(config: StackConfig, artifact: Artifact) -> None:
             _fetch_zip(artifact, staging)
             if artifact.plugin:
                 _install_plugin(artifact, staging)
+            if artifact.extend is not None:
+                artifact.extend(staging / "home")
         home = staging / "home"
         _make_world_readable(home)
         (home / MARKER).write_text(artifact.coordinates + "\n")

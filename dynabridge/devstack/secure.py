@@ -22,14 +22,16 @@ import shutil
 import ssl
 import subprocess
 import sys
+import tempfile
 import urllib.error
 import urllib.request
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any
 
 from dynabridge.devstack import accounts, certs, readiness
-from dynabridge.devstack.artifacts import Artifact
+from dynabridge.devstack.artifacts import Artifact, ArtifactError
 from dynabridge.devstack.config import HOST, StackConfig, env_var
 from dynabridge.devstack.ports import PortClaim
 from dynabridge.devstack.services import (
@@ -130,10 +132,59 @@ def kafka_mtls_security(config: StackConfig) -> dict[str, str]:
     }
 
 
+SHIM = "pattern-capture-shim"
+
+
+def _pattern_capture_shim(config: StackConfig) -> Callable[[Path], None]:
+    """Compile deploy/local/elasticsearch-secure/PatternCaptureShim.java into a plugin of the
+    distribution at ``home``.
+
+    API keys live in the .security index, whose "email" analyzer names analysis-common's
+    ``uax_url_email`` tokenizer and ``pattern_capture``, ``lowercase``, ``unique`` filters; the
+    integ-test zip has no analysis-common (nor is it on Maven Central), so without them no API
+    key can be created. The plugin registers those names over Lucene's own classes
+    (``pattern_capture`` passes tokens through): it only analyses the users' e-mail field of
+    that index, which the profile does not use.
+    """
+
+    def build(home: Path) -> None:
+        source = config.templates_dir / "elasticsearch-secure" / "PatternCaptureShim.java"
+        bin_dir = config.es_java_home / "bin"
+        with tempfile.TemporaryDirectory() as tmp:
+            classes = Path(tmp) / "classes"
+            target = home / "plugins" / SHIM
+            target.mkdir(parents=True)
+            steps = [
+                [str(bin_dir / "javac"), "--release", "21", "-cp", f"{home / 'lib'}/*",
+                 "-d", str(classes), str(source)],
+                [str(bin_dir / "jar"), "cf", str(target / f"{SHIM}.jar"), "-C", str(classes), "."],
+            ]  # fmt: skip
+            for argv in steps:
+                result = subprocess.run(argv, capture_output=True, text=True, check=False)
+                if result.returncode != 0:
+                    raise ArtifactError(f"building the {SHIM} plugin failed:\n{result.stderr}")
+        (target / "plugin-descriptor.properties").write_text(
+            "description=pass-through pattern_capture token filter (dynabridge dev stack)\n"
+            f"version={config.es_version}\nname={SHIM}\n"
+            "classname=org.dynabridge.devshim.PatternCaptureShim\n"
+            f"java.version=21\nelasticsearch.version={config.es_version}\n"
+        )
+
+    return build
+
+
 def artifacts(config: StackConfig) -> dict[str, Artifact]:
     cache = config.artifacts_dir
     os_version, plugin = config.opensearch_secure_version, config.opensearch_security_plugin_version
     return {
+        "elasticsearch-secure": Artifact(
+            "elasticsearch-secure",
+            f"org.elasticsearch.distribution.integ-test-zip:elasticsearch:{config.es_version}:zip"
+            f" + {SHIM} v2 (deploy/local/elasticsearch-secure)",
+            cache / f"elasticsearch-{config.es_version}-{SHIM}",
+            "zip",
+            extend=_pattern_capture_shim(config),
+        ),
         "opensearch-secure": Artifact(
             "opensearch-secure",
             f"org.opensearch.distribution.integ-test-zip:opensearch:{os_version}:zip"
@@ -147,14 +198,14 @@ def artifacts(config: StackConfig) -> dict[str, Artifact]:
 
 
 def services(config: StackConfig, plain: dict[str, Service]) -> dict[str, Service]:
-    """The secure services; ``plain`` lends them the plain stack's downloads (Kafka, ES 9)."""
-    kafka, elasticsearch = plain["kafka"].artifact, plain["elasticsearch"].artifact
+    """The secure services; ``plain`` lends them its Kafka download."""
+    kafka = plain["kafka"].artifact
     assert kafka is not None
-    assert elasticsearch is not None
+    own = artifacts(config)
     return {
         "kafka-secure": _kafka(config, kafka),
-        "elasticsearch-secure": _elasticsearch(config, elasticsearch),
-        "opensearch-secure": _opensearch(config, artifacts(config)["opensearch-secure"]),
+        "elasticsearch-secure": _elasticsearch(config, own["elasticsearch-secure"]),
+        "opensearch-secure": _opensearch(config, own["opensearch-secure"]),
     }
 
 
@@ -319,10 +370,8 @@ def _elasticsearch(config: StackConfig, artifact: Artifact) -> Service:
         if status == 200 and "encoded" in answer:
             _save_secrets(config, replace(value, es_api_key=str(answer["encoded"])))
             return
-        # API keys live in the .security index, whose mapping needs analysis-common's
-        # pattern_capture filter: the integ-test zip lacks that module, so the index cannot
-        # be created there. Users and TLS work regardless; `dev config --search es-api-key`
-        # then says that no key exists.
+        # Without the pattern_capture shim (an older cache) the .security index cannot be
+        # created: users and TLS work regardless; `dev config --search es-api-key` says so.
         reason = answer.get("error", {}).get("reason") if isinstance(answer, dict) else None
         _save_secrets(config, replace(value, es_api_key=None))
         print(f"[dev] no API key on {url}: HTTP {status} {reason}", file=sys.stderr)

@@ -1,9 +1,9 @@
 """Both processes end to end through the secure profile, and the operator commands on it.
 
-Kafka through SASL_SSL (SCRAM-SHA-512) or mTLS; the engine over TLS with basic auth
-(Elasticsearch 9, OpenSearch 2.19 with its security plugin). The index must equal the table
-(oracle: tests/oracle.py, independent of the indexer), and no secret may appear anywhere the
-programs print: logs, errors, ``status --json``, metrics.
+Kafka through SASL_SSL (SCRAM-SHA-512) or mTLS; the engine over TLS with basic auth or an API
+key (Elasticsearch 9), or basic auth (OpenSearch 2.19 with its security plugin). The index must
+equal the table (oracle: tests/oracle.py, independent of the indexer), and no secret may appear
+anywhere the programs print: logs, errors, ``status --json``, metrics.
 """
 
 from __future__ import annotations
@@ -74,8 +74,12 @@ def _assert_no_secret(run: SecureRun) -> None:
 
 @pytest.mark.parametrize(
     ("kafka", "search"),
-    [(KafkaAuth.SASL, SearchAuth.ES_BASIC), (KafkaAuth.MTLS, SearchAuth.OPENSEARCH_BASIC)],
-    ids=["sasl_ssl-es9-basic", "mtls-opensearch-basic"],
+    [
+        (KafkaAuth.SASL, SearchAuth.ES_BASIC),
+        (KafkaAuth.MTLS, SearchAuth.ES_API_KEY),
+        (KafkaAuth.SASL, SearchAuth.OPENSEARCH_BASIC),
+    ],
+    ids=["sasl_ssl-es9-basic", "mtls-es9-api_key", "sasl_ssl-opensearch-basic"],
 )
 def test_the_pipeline_runs_end_to_end_on_the_secure_profile(
     make_run: MakeRun,
