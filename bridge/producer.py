@@ -80,6 +80,7 @@ class KafkaPublisher:
         self._encoder = encoder
         self._topics: dict[str, str] = {}
         self._fatal: str | None = None
+        self._watch = SecurityWatch(kafka)
         config = producer_config(kafka)
         config["error_cb"] = self._client_error
         self._producer = producer_factory(config)
@@ -88,9 +89,11 @@ class KafkaPublisher:
     def _client_error(self, error: KafkaError) -> None:
         if error.fatal():
             self._fatal = self._fatal or f"{error.name()}: {error.str()}"
+        self._watch(error)
         log.warning("Kafka client error: %s", error.str())
 
     def _raise_if_fatal(self) -> None:
+        self._watch.check()  # credentials or certificates refused while running: exit 2
         if self._fatal is not None:
             raise DeliveryError(f"the Kafka producer failed for good: {self._fatal}")
 

@@ -237,6 +237,8 @@ class IndexingBackend:
         """One request at start, so that refused credentials, an untrusted certificate or an
         unsupported engine stop the process now (SearchRefused), not at the first change; an
         engine that is only down is left to the loop's retries."""
+        if self._settings.aws_sigv4 and self._settings.aws_service == "aoss":
+            return  # OpenSearch Serverless has no cluster APIs: its first bulk tells
         try:
             self._client.request("GET", "/_cluster/health")
         except SearchUnavailable as error:
