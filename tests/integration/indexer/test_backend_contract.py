@@ -82,6 +82,17 @@ def engine(request: pytest.FixtureRequest, unique_name: Callable[[str], str]) ->
     real.close()
 
 
+SLOW_ON_THE_SECOND_MAJOR = frozenset({"check_a_delete_is_still_remembered_after_gc_deletes"})
+"""Waits ~30 s for the engine to forget deletes; run on es9 and os2 only (index.gc_deletes
+has not changed between 8 and 9, nor between OpenSearch 2 and 3), to keep CI time bounded."""
+
+
 @pytest.mark.parametrize("check", CHECKS, ids=lambda check: check.__name__)
-def test_the_engine_keeps_the_contract(check: Callable[[Engine], None], engine: Engine) -> None:
+def test_the_engine_keeps_the_contract(
+    check: Callable[[Engine], None], engine: Engine, request: pytest.FixtureRequest
+) -> None:
+    if check.__name__ in SLOW_ON_THE_SECOND_MAJOR and request.node.callspec.id.startswith(
+        ("es8-", "os3-")
+    ):
+        pytest.skip("run on es9 and os2 only (CI time): the same mechanism")
     check(engine)
