@@ -23,6 +23,7 @@ import ssl
 import subprocess
 import sys
 import tempfile
+import threading
 import urllib.error
 import urllib.request
 from collections.abc import Callable
@@ -68,8 +69,14 @@ def secure_dir(config: StackConfig) -> Path:
     return config.state_dir / "secure"
 
 
+# The three services are prepared in parallel threads: the first to arrive makes the CA and
+# the secrets, the others must read the same ones (two CAs or two passwords would not match).
+_MAKING = threading.Lock()
+
+
 def tls(config: StackConfig) -> certs.Tls:
-    return certs.ensure(secure_dir(config) / "tls")
+    with _MAKING:
+        return certs.ensure(secure_dir(config) / "tls")
 
 
 def _secrets_path(config: StackConfig) -> Path:
@@ -85,9 +92,14 @@ def load_secrets(config: StackConfig) -> Secrets | None:
 
 def ensure_secrets(config: StackConfig) -> Secrets:
     """The kept secrets, or new ones (hex: safe in a SCRAM spec, a YAML file and a shell)."""
-    found = load_secrets(config)
-    if found is not None:
-        return found
+    with _MAKING:
+        found = load_secrets(config)
+        if found is not None:
+            return found
+        return _new_secrets(config)
+
+
+def _new_secrets(config: StackConfig) -> Secrets:
     made = Secrets(
         kafka_username="dynabridge",
         kafka_password=random_secrets.token_hex(16),

@@ -79,3 +79,20 @@ def test_dev_config_loads_and_keeps_every_secret_out_of_the_file(
     assert env[expected[0]] == expected[1]
     assert settings.bridge.tables == ["t"]
     assert "export " in client_config.export_lines(env)
+
+
+def test_services_prepared_in_parallel_share_one_ca_and_one_set_of_secrets(
+    tmp_path: Path,
+) -> None:
+    from concurrent.futures import ThreadPoolExecutor
+
+    from dynabridge.devstack import secure
+
+    config = StackConfig(run_dir=tmp_path / "run")
+    with ThreadPoolExecutor(max_workers=3) as pool:
+        made = list(pool.map(lambda _: secure.ensure_secrets(config), range(3)))
+        cas = list(pool.map(lambda _: secure.tls(config).ca.read_bytes(), range(3)))
+    assert made[0] == made[1] == made[2]
+    assert cas[0] == cas[1] == cas[2]
+    assert secure.load_secrets(config) == made[0]
+    assert (tmp_path / "run" / "secure" / "secrets.json").stat().st_mode & 0o077 == 0
