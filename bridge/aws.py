@@ -58,27 +58,47 @@ TABLES_READ_TIMEOUT_S = 20
 counts on it."""
 
 
-def aws_clients(aws: AwsSettings) -> tuple[DynamoDBClient, DynamoDBStreamsClient]:
-    """DynamoDB and Streams clients: standard credential chain, bounded retries and timeouts."""
-    tables = Config(
+def aws_clients(
+    aws: AwsSettings,
+    *,
+    streams_connections: int = 20,
+    session: boto3.session.Session | None = None,
+) -> tuple[DynamoDBClient, DynamoDBStreamsClient]:
+    """DynamoDB and Streams clients: standard credential chain, bounded retries and timeouts.
+
+    ``streams_connections``: the Streams client's connection pool, at least the number of
+    threads calling it at once (a smaller pool opens and drops a connection per extra call).
+    ``session``: tests pass their own (a credential provider of their own, for example).
+    """
+    tables = table_config()
+    common: dict[str, Any] = {"region_name": aws.region}
+    if aws.endpoint_url:
+        common["endpoint_url"] = aws.endpoint_url
+    session = session or boto3.session.Session()
+    return (
+        session.client("dynamodb", config=tables, **common),
+        session.client("dynamodbstreams", config=streams_config(streams_connections), **common),
+    )
+
+
+def table_config() -> Config:
+    """DynamoDB calls (lease table, backfill Scans): patient retries, a long read timeout."""
+    return Config(
         retries={"max_attempts": 5, "mode": "standard"},
         connect_timeout=5,
         read_timeout=TABLES_READ_TIMEOUT_S,
         max_pool_connections=20,
     )
-    streams = tables.merge(
+
+
+def streams_config(connections: int = 20) -> Config:
+    """Streams calls: few attempts and a shorter read timeout (see the constants above)."""
+    return table_config().merge(
         Config(
             retries={"total_max_attempts": STREAMS_ATTEMPTS, "mode": "standard"},
             read_timeout=STREAMS_READ_TIMEOUT_S,
+            max_pool_connections=connections,
         )
-    )
-    common: dict[str, Any] = {"region_name": aws.region}
-    if aws.endpoint_url:
-        common["endpoint_url"] = aws.endpoint_url
-    session = boto3.session.Session()
-    return (
-        session.client("dynamodb", config=tables, **common),
-        session.client("dynamodbstreams", config=streams, **common),
     )
 
 

@@ -83,6 +83,10 @@ class Page:
     records: Sequence[Mapping[str, Any]]
     next_iterator: str | None
     """None: the shard is closed and this was its last page."""
+    wire_bytes: int = 0
+    """Size of the response body (0 when unknown): what the fetch stage's byte budget counts."""
+    parse_s: float = 0.0
+    """Time spent parsing the body into ``records``."""
 
 
 class StreamsClient(Protocol):

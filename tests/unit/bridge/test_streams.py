@@ -1,27 +1,12 @@
-"""The Streams adapter's timeouts: a read timeout is the reader's TimedOutError, and bounded."""
+"""The Streams client's timeouts are bounded below the stall timeout (a read timeout becoming
+the reader's TimedOutError is tested over HTTP in test_streams_wire.py)."""
 
 from __future__ import annotations
 
 from typing import Any
 
-import pytest
-from botocore.exceptions import ReadTimeoutError  # noqa: TID251 - the error the adapter translates
-
 from bridge.aws import STREAMS_ATTEMPTS, STREAMS_READ_TIMEOUT_S, aws_clients
-from bridge.reader import TimedOutError
 from bridge.runtime.settings import AwsSettings
-from bridge.streams import DynamoStreams
-
-
-class TimingOutClient:
-    def get_records(self, **kwargs: Any) -> Any:
-        raise ReadTimeoutError(endpoint_url="http://streams")
-
-
-def test_a_read_timeout_becomes_timed_out_so_the_reader_shrinks_its_page() -> None:
-    streams = DynamoStreams(TimingOutClient())  # type: ignore[arg-type]
-    with pytest.raises(TimedOutError, match="GetRecords"):
-        streams.records("iterator", 1000)
 
 
 def test_streams_calls_time_out_sooner_than_lease_table_calls() -> None:
