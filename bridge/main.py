@@ -27,6 +27,7 @@ def run_bridge(settings: Settings, stop: threading.Event | None = None) -> int:
     from bridge.contract import Encoder, SchemaRegistry
     from bridge.coordinator import LeaseCoordinator
     from bridge.discovery import StreamDiscovery
+    from bridge.fetcher import Fetcher
     from bridge.lease_keeper import LeaseKeeper
     from bridge.lease_store import DynamoLeaseStore
     from bridge.metrics import BridgeMetrics
@@ -39,7 +40,9 @@ def run_bridge(settings: Settings, stop: threading.Event | None = None) -> int:
     heartbeat = Heartbeat(settings.bridge.stall_timeout_s)
 
     def work(stop: threading.Event) -> None:
-        dynamodb, streams = aws_clients(settings.aws)
+        # The fetch threads, plus discovery's DescribeStream calls, each hold a connection.
+        bridge = settings.bridge
+        dynamodb, streams = aws_clients(settings.aws, streams_connections=bridge.fetch_threads + 4)
         coordinator = LeaseCoordinator(
             DynamoLeaseStore(dynamodb, settings.bridge.lease_table),
             StreamDiscovery(dynamodb, streams),
@@ -53,15 +56,23 @@ def run_bridge(settings: Settings, stop: threading.Event | None = None) -> int:
         ensure_topics(settings.kafka, settings.topics, [info.table for info in infos])
         log.info("worker %s reading %d table(s)", settings.bridge.worker_id, len(infos))
         publisher = KafkaPublisher(settings.kafka, encoder)
+        fast_streams = DynamoStreams(streams)
+        fetcher = Fetcher(
+            fast_streams,
+            threads=bridge.fetch_threads,
+            max_pages=bridge.fetch_max_pages,
+            max_bytes=bridge.fetch_max_bytes,
+        )
         worker = Worker(
             coordinator,
-            DynamoStreams(streams),
+            fast_streams,
             publisher,
             metrics,
             heartbeat,
-            settings.bridge,
+            bridge,
             stop,
             keeper=LeaseKeeper(coordinator),
+            fetcher=fetcher,
         )
         worker.run()
 

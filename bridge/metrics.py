@@ -13,6 +13,7 @@ TRIM_HORIZON_S = 24 * 3600
 """DynamoDB Streams keeps records for 24 hours, then may trim them at any moment."""
 
 _SHARD = ["table", "shard"]
+_STAGE_BUCKETS_S = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0)
 
 
 class BridgeMetrics:
@@ -63,6 +64,48 @@ class BridgeMetrics:
         )
         self.in_flight = Gauge(
             p + "in_flight_records", "Records handed to Kafka, not yet acknowledged", registry=r
+        )
+        self._read_path(p, r)
+
+    def _read_path(self, p: str, r: CollectorRegistry) -> None:
+        """The cost of each stage a record goes through, per page (one observation each)."""
+        self.parse_s = Histogram(
+            p + "parse_seconds",
+            "Parsing one GetRecords response body (orjson), per page",
+            ["table"],
+            buckets=_STAGE_BUCKETS_S,
+            registry=r,
+        )
+        self.convert_s = Histogram(
+            p + "convert_seconds",
+            "Turning one page's records into versioned change events, per page",
+            ["table"],
+            buckets=_STAGE_BUCKETS_S,
+            registry=r,
+        )
+        self.encode_s = Histogram(
+            p + "encode_seconds",
+            "Encoding one page's events (Avro, key, headers) and queueing them in the producer",
+            ["table"],
+            buckets=_STAGE_BUCKETS_S,
+            registry=r,
+        )
+        self.produce_ack_s = Histogram(
+            p + "produce_ack_seconds",
+            "From queueing a page's last record in the producer to Kafka acknowledging it",
+            ["table"],
+            buckets=(0.002, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0),
+            registry=r,
+        )
+        self.fetch_pages = Gauge(
+            p + "fetch_pages",
+            "Pages held by the fetch stage: requested or fetched, not yet published",
+            registry=r,
+        )
+        self.fetch_bytes = Gauge(
+            p + "fetch_bytes",
+            "Bytes of the pages held by the fetch stage (response bodies; estimates in flight)",
+            registry=r,
         )
 
     def shard_position(self, table: str, shard_id: str, age_s: float) -> None:

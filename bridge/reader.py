@@ -8,6 +8,11 @@ there carries the same versions as before, so it is a byte-identical duplicate. 
 shard is finished only once every record is acknowledged. A GetRecords that timed out halves the
 shard's page size, and successful pages grow it back: a slow endpoint slows the shard, never
 stalls it.
+
+The I/O is split from the state so that it can run on another thread: :meth:`ShardReader.request`
+takes a snapshot of what to call (and marks the shard as fetching: at most one call per shard),
+:func:`fetch` makes the calls and touches no reader, and :meth:`ShardReader.apply` is the only
+place the outcome changes the reader, on the loop's thread.
 """
 
 from __future__ import annotations
@@ -15,8 +20,9 @@ from __future__ import annotations
 import enum
 import logging
 import random
+import time
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, Protocol
 
 from bridge.acks import Position, ShardAcks
@@ -95,6 +101,50 @@ class StreamsClient(Protocol):
     def records(self, iterator: str, limit: int) -> Page: ...
 
 
+@dataclass(frozen=True, slots=True)
+class FetchRequest:
+    """One shard's next GetRecords, as the reader knew it when the fetch was asked for."""
+
+    stream_arn: str
+    shard_id: str
+    iterator: str | None
+    """None: acquire one first, from ``resume``."""
+    resume: IteratorRequest
+    limit: int
+
+
+@dataclass(frozen=True, slots=True)
+class Fetched:
+    """What came of a :class:`FetchRequest`: a page or the reader's error, never both."""
+
+    request: FetchRequest
+    iterator: str | None
+    """The iterator GetRecords was called with (None: acquiring one failed)."""
+    page: Page | None = None
+    error: ShardReadError | None = None
+    started: float = 0.0
+    """The monotonic clock when the calls began: an idle shard's next poll counts from it."""
+    elapsed_s: float = 0.0
+    """GetShardIterator (if any) plus GetRecords."""
+
+
+def fetch(
+    streams: StreamsClient,
+    request: FetchRequest,
+    clock: Callable[[], float] = time.monotonic,
+) -> Fetched:
+    """The calls ``request`` asks for; the reader's errors are returned, any other raised."""
+    started = clock()
+    iterator = request.iterator
+    try:
+        if iterator is None:
+            iterator = streams.shard_iterator(request.stream_arn, request.shard_id, request.resume)
+        page = streams.records(iterator, request.limit)
+    except ShardReadError as error:
+        return Fetched(request, iterator, error=error, started=started, elapsed_s=clock() - started)
+    return Fetched(request, iterator, page=page, started=started, elapsed_s=clock() - started)
+
+
 class ReadState(enum.Enum):
     READING = "reading"
     DRAINING = "draining"
@@ -118,6 +168,10 @@ class ReadResult:
     """The shard returned no record: nothing is waiting to be read right now."""
     throttled: bool = False
     gap: Gap | None = None
+    elapsed_s: float = 0.0
+    """How long the calls took (GetShardIterator, if any, plus GetRecords)."""
+    page: Page | None = None
+    """The page the events came from (its size and parse time), if one arrived."""
 
 
 def iterator_request(checkpoint: str) -> IteratorRequest:
@@ -175,6 +229,9 @@ class ShardReader:
         self._backoff = Backoff(THROTTLE_INITIAL_S, settings.throttle_backoff_max_s)
         self._checkpointed = Position(checkpoint, last_version)
         self._checkpointed_at = 0.0
+        self._fetching = False
+        self._bytes_per_record = 0.0
+        self._has_data = True
 
     @property
     def version(self) -> int:
@@ -182,7 +239,23 @@ class ShardReader:
         return self._version
 
     def due(self, now: float) -> bool:
-        return self.state is ReadState.READING and now >= self._next_poll_at
+        """Time to fetch: reading, no fetch in flight, and the poll time has come."""
+        return self.state is ReadState.READING and not self._fetching and now >= self._next_poll_at
+
+    @property
+    def fetching(self) -> bool:
+        """A fetch was asked for and its outcome not applied yet."""
+        return self._fetching
+
+    @property
+    def has_data(self) -> bool:
+        """Reading, and the last page had records (or none arrived yet): more may be waiting."""
+        return self.state is ReadState.READING and self._has_data
+
+    @property
+    def bytes_per_record(self) -> float:
+        """Wire bytes per record of this shard's recent pages (0 until a page had records)."""
+        return self._bytes_per_record
 
     @property
     def page_limit(self) -> int:
@@ -200,18 +273,44 @@ class ShardReader:
             )
         return self._start
 
+    def request(self, limit: int | None = None) -> FetchRequest:
+        """The next fetch; the shard counts as fetching until :meth:`apply` gets its outcome.
+
+        ``limit`` caps the page size below the reader's own (a share of the fetch budget).
+        """
+        if self._fetching:
+            raise RuntimeError(f"shard {self.source.shard_id} already has a fetch in flight")
+        self._fetching = True
+        return FetchRequest(
+            self.source.stream_arn,
+            self.source.shard_id,
+            self._iterator,
+            self.resume_request(),
+            self._limit if limit is None else max(1, min(self._limit, limit)),
+        )
+
     def read(self, streams: StreamsClient, now: float) -> ReadResult:
         """One GetRecords (acquiring an iterator first if needed) and what it means."""
-        try:
-            if self._iterator is None:
-                self._iterator = streams.shard_iterator(
-                    self.source.stream_arn, self.source.shard_id, self.resume_request()
-                )
-            page = streams.records(self._iterator, self._limit)
-        except ExpiredIteratorError:
+        return self.apply(fetch(streams, self.request(), lambda: now), now)
+
+    def apply(self, fetched: Fetched, now: float) -> ReadResult:
+        """What the fetch's outcome means for this shard; the fetch is over."""
+        self._fetching = False
+        result = self._outcome(fetched, now)
+        return replace(result, elapsed_s=fetched.elapsed_s, page=fetched.page)
+
+    def _outcome(self, fetched: Fetched, now: float) -> ReadResult:
+        error = fetched.error
+        if error is None:
+            assert fetched.page is not None
+            self._throttles = 0
+            self._limit = grown_limit(self._limit, self._settings.get_records_limit)
+            return self._page(fetched.page, fetched.started, now)
+        if isinstance(error, ExpiredIteratorError):
             self._iterator = None  # re-acquired from the last read record, at once
             return ReadResult()
-        except ThrottledError as error:
+        if isinstance(error, ThrottledError):
+            self._iterator = fetched.iterator  # a fresh iterator survives a throttled read
             if isinstance(error, TimedOutError):
                 self._limit = shrunk_limit(self._limit)
                 log.warning(
@@ -221,21 +320,23 @@ class ShardReader:
             self._throttles += 1
             self._next_poll_at = now + self._backoff.delay(self._throttles, self._rng)
             return ReadResult(throttled=True)
-        except TrimmedDataError as error:
+        if isinstance(error, TrimmedDataError):
             return self._trimmed(str(error))
-        except ShardGoneError as error:
-            return self._gone(str(error))
-        self._throttles = 0
-        self._limit = grown_limit(self._limit, self._settings.get_records_limit)
-        return self._page(page, now)
+        assert isinstance(error, ShardGoneError)
+        return self._gone(str(error))
 
-    def _page(self, page: Page, now: float) -> ReadResult:
+    def _page(self, page: Page, started: float, now: float) -> ReadResult:
         events, self._version = change_events(page.records, self.source, self._version)
+        self._has_data = bool(events)
         last_ms = None
         if events:
             last = events[-1]
             self._last_read = Position(last.sequence_number, last.version)
             last_ms = last.approximate_creation_time_ms
+            if page.wire_bytes:
+                per_record = page.wire_bytes / len(events)
+                previous = self._bytes_per_record or per_record
+                self._bytes_per_record = previous + (per_record - previous) / 4
         self._iterator = page.next_iterator
         if page.next_iterator is None:
             self.state = ReadState.DRAINING
@@ -246,7 +347,9 @@ class ShardReader:
             self._idle_s = idle_delay_s(
                 self._idle_s, self._settings.idle_poll_min_s, self._settings.idle_poll_max_s
             )
-            self._next_poll_at = now + self._idle_s
+            # Counted from the call's start: an idle shard is polled every idle_s, whatever
+            # the call's own latency.
+            self._next_poll_at = min(now, started) + self._idle_s
         return ReadResult(events=events, last_creation_ms=last_ms, caught_up=not events)
 
     def _position_text(self) -> str:

@@ -1,10 +1,14 @@
 """The bridge's one loop: leases -> GetRecords -> versioned events -> Kafka -> checkpoints.
 
-A shard is checkpointed only at the last record of its contiguous Kafka-acknowledged prefix and
-finished (SHARD_END) only once drained and fully acknowledged. A lease reported lost is dropped
-at once and never checkpointed again. Leases are renewed by the lease keeper's thread, which
-runs from the first turn until the final checkpoints, and stops before the leases are released.
-Fatal errors propagate, the keeper's included (crash-only: the restart resumes from the
+GetRecords run in the fetch stage (``bridge.fetcher``), many shards at once and at most one
+call per shard; everything that decides what is published and checkpointed stays here, on the
+loop's thread: applying a page to its reader, versions, publishing, acknowledgements,
+checkpoints, leases. A shard is checkpointed only at the last record of its contiguous
+Kafka-acknowledged prefix and finished (SHARD_END) only once drained and fully acknowledged. A
+lease reported lost is dropped at once and never checkpointed again, and a fetch still in flight
+for it is discarded. Leases are renewed by the lease keeper's thread, which runs from the first
+turn until the final checkpoints, and stops before the leases are released. Fatal errors
+propagate, the keeper's and the fetch stage's included (crash-only: the restart resumes from the
 checkpoints, and re-read records are byte-identical duplicates).
 """
 
@@ -20,9 +24,10 @@ from typing import Protocol
 
 from bridge.acks import DeliveryError, Position
 from bridge.contract.event import ChangeEvent
+from bridge.fetcher import DEFAULT_BYTES_PER_RECORD, Completed, InlineFetcher, page_limit
 from bridge.leases import SHARD_END, LeaseTableUnavailable
 from bridge.metrics import BridgeMetrics
-from bridge.reader import Gap, ReadResult, ShardReader, StreamsClient
+from bridge.reader import FetchRequest, Gap, ReadResult, ShardReader, StreamsClient
 from bridge.records import ShardSource
 from bridge.runtime.health import Heartbeat
 from bridge.runtime.settings import BridgeSettings
@@ -33,6 +38,10 @@ CHECKPOINT_INTERVAL_S = 1.0
 """Checkpoint writes are DynamoDB writes: at most one per shard per second, plus at the end."""
 MAX_WAIT_S = 0.1
 """Longest nap between turns, so leases, signals and the heartbeat are served promptly."""
+FETCH_WAKE_S = 0.005
+"""While fetches and Kafka deliveries are both outstanding, the loop serves delivery reports in
+slices this long and looks for finished fetches between them (librdkafka's poll cannot be
+woken by another thread)."""
 
 
 class TrimmedDataLostError(Exception):
@@ -93,6 +102,23 @@ class Publisher(Protocol):
         ...
 
 
+class FetchStage(Protocol):
+    """GetRecords off the loop (``bridge.fetcher.Fetcher``; ``InlineFetcher`` runs them in it)."""
+
+    @property
+    def max_bytes(self) -> int: ...
+    def start(self) -> None: ...
+    def room(self) -> bool: ...
+    def submit(self, owner: object, request: FetchRequest, estimate_bytes: int) -> None: ...
+    def completed(self) -> Sequence[Completed]: ...
+    def release(self, completed: Completed) -> None: ...
+    def held(self) -> tuple[int, int]: ...
+    def calls_in_flight(self) -> int: ...
+    def wait(self, timeout_s: float) -> None: ...
+    def ready(self) -> bool: ...
+    def close(self) -> None: ...
+
+
 class Worker:
     """Runs until ``stop`` is set, then flushes, checkpoints and releases every lease."""
 
@@ -112,9 +138,12 @@ class Worker:
         sleep: Callable[[float], None] = time.sleep,
         rng: Callable[[], float] = random.random,
         checkpoint_interval_s: float = CHECKPOINT_INTERVAL_S,
+        fetcher: FetchStage | None = None,
+        timer: Callable[[], float] = time.perf_counter,
     ) -> None:
         self._coordinator = coordinator
-        self._streams = streams
+        self._fetcher: FetchStage = fetcher or InlineFetcher(streams, clock=clock, sleep=sleep)
+        self._timer = timer
         self._publisher = publisher
         self._metrics = metrics
         self._heartbeat = heartbeat
@@ -132,21 +161,23 @@ class Worker:
     def run(self) -> None:
         """Turn until ``stop``; the caller has already run ``coordinator.start()``."""
         self._keeper.start()
+        self._fetcher.start()
         try:
             self._heartbeat.set_ready(True)
             while not self._stop.is_set():
                 self._turn()
             self._shutdown()
         finally:
+            self._fetcher.close()
             self._keeper.stop()  # after a fatal error: no release (crash-only), leases expire
 
     def _turn(self) -> None:
         self._keeper.raise_if_failed()
         self._sync_readers()
-        for reader in list(self._readers.values()):
-            if reader.due(self._clock()):
-                self._keeper.raise_if_failed()
-                self._read(reader)
+        self._fetch_due()
+        for completed in self._fetcher.completed():
+            self._keeper.raise_if_failed()
+            self._collect(completed)
         self._publisher.poll(0)
         self._settle(self._clock(), final=False)
         self._heartbeat.beat()
@@ -180,45 +211,105 @@ class Worker:
             "stopped reading %s shard %s: %s", reader.source.table, reader.source.shard_id, why
         )
 
-    def _read(self, reader: ShardReader) -> None:
-        started = self._clock()
-        result = reader.read(self._streams, started)
+    def _fetch_due(self) -> None:
+        """Ask for the next page of every due shard, longest waiting first, while there is room."""
+        now = self._clock()
+        due = [reader for reader in self._readers.values() if reader.due(now)]
+        due.sort(key=ShardReader.next_poll_at)
+        busy = sum(1 for reader in self._readers.values() if reader.has_data)
+        for reader in due:
+            if not self._fetcher.room():
+                return
+            self._submit(reader, busy)
+
+    def _submit(self, reader: ShardReader, busy: int) -> None:
+        per_record = reader.bytes_per_record or DEFAULT_BYTES_PER_RECORD
+        limit = page_limit(
+            self._settings.get_records_limit, self._fetcher.max_bytes, busy, per_record
+        )
+        request = reader.request(limit)
+        self._fetcher.submit(reader, request, int(request.limit * per_record))
+
+    def _collect(self, completed: Completed) -> None:
+        """Apply a finished fetch to its reader, fetch its next page, publish this one."""
+        reader = completed.owner
+        assert isinstance(reader, ShardReader)
+        try:
+            if self._readers.get(reader.lease_key) is not reader:
+                return  # dropped (lease lost) while the fetch was in flight: never applied
+            if completed.fatal is not None:
+                raise completed.fatal
+            assert completed.fetched is not None
+            started = self._timer()
+            result = reader.apply(completed.fetched, self._clock())
+            converted_s = self._timer() - started
+            self._observe(reader, result, converted_s)
+            if result.gap is not None:
+                self._gap(reader, result.gap)
+            current = self._readers.get(reader.lease_key) is reader  # a gap may drop it
+            if current and reader.due(self._clock()) and self._fetcher.room():
+                # The next page is fetched while the loop publishes this one.
+                busy = sum(1 for r in self._readers.values() if r.has_data)
+                self._submit(reader, busy)
+            self._publish(reader, result)
+        finally:
+            self._fetcher.release(completed)
+
+    def _observe(self, reader: ShardReader, result: ReadResult, converted_s: float) -> None:
         table = reader.source.table
         if result.throttled:
             self._metrics.throttles.labels(table).inc()
             return
-        elapsed_s = self._clock() - started
-        self._metrics.get_records_s.labels(table).observe(elapsed_s)
-        if elapsed_s > self._settings.lease_duration_s / 2:
+        self._metrics.get_records_s.labels(table).observe(result.elapsed_s)
+        if result.page is not None:
+            self._metrics.parse_s.labels(table).observe(result.page.parse_s)
+            self._metrics.convert_s.labels(table).observe(converted_s)
+        if result.elapsed_s > self._settings.lease_duration_s / 2:
             log.warning(
                 "GetRecords of %s shard %s took %.1fs (over half of bridge.lease_duration_s): "
-                "the stream endpoint is slow; other shards of this worker waited as long",
+                "the stream endpoint is slow",
                 table,
                 reader.source.shard_id,
-                elapsed_s,
+                result.elapsed_s,
             )
-        if result.gap is not None:
-            self._gap(reader, result.gap)
-        self._publish(reader, result)
 
     def _publish(self, reader: ShardReader, result: ReadResult) -> None:
         source = reader.source
         if result.events:
             self._metrics.records_read.labels(source.table).inc(len(result.events))
+            started = self._timer()
             sent, delivered, publish = (
                 reader.acks.sent,
                 reader.acks.delivered,
                 self._publisher.publish,
             )
-            for event in result.events:
+            events = result.events
+            for event in events[:-1]:
                 publish(
                     event, functools.partial(delivered, sent(event.sequence_number, event.version))
                 )
+            last = events[-1]
+            token = sent(last.sequence_number, last.version)
+            handed_at = self._timer()
+            publish(last, functools.partial(self._acked, source.table, handed_at, delivered, token))
+            self._metrics.encode_s.labels(source.table).observe(self._timer() - started)
         if result.last_creation_ms is not None:
             age_s = max(0.0, self._wall_clock() - result.last_creation_ms / 1000)
             self._metrics.shard_position(source.table, source.shard_id, age_s)
         elif result.caught_up:
             self._metrics.shard_position(source.table, source.shard_id, 0.0)
+
+    def _acked(
+        self,
+        table: str,
+        handed_at: float,
+        delivered: Callable[[int, str | None], None],
+        token: int,
+        error: str | None,
+    ) -> None:
+        """A page's last record's delivery report: also how long Kafka took to acknowledge."""
+        delivered(token, error)
+        self._metrics.produce_ack_s.labels(table).observe(self._timer() - handed_at)
 
     def _gap(self, reader: ShardReader, gap: Gap) -> None:
         self._metrics.trimmed_gaps.labels(reader.source.table).inc()
@@ -256,6 +347,9 @@ class Worker:
             if position is not None:
                 self._checkpoint(reader, position, now)
         self._metrics.in_flight.set(in_flight)
+        pages, held_bytes = self._fetcher.held()
+        self._metrics.fetch_pages.set(pages)
+        self._metrics.fetch_bytes.set(held_bytes)
 
     def _checkpoint(self, reader: ShardReader, position: Position, now: float) -> None:
         key = reader.lease_key
@@ -285,20 +379,27 @@ class Worker:
             self._drop(reader.lease_key, "lease lost at SHARD_END")
 
     def _wait(self) -> None:
-        """Nap until the next shard is due, serving delivery callbacks meanwhile."""
+        """Nap until the next shard is due or a fetch finishes, serving delivery reports."""
+        if self._fetcher.ready():
+            return
         now = self._clock()
-        due = [r.next_poll_at() for r in self._readers.values() if r.due(float("inf"))]
+        due = []
+        if self._fetcher.room():
+            due = [r.next_poll_at() for r in self._readers.values() if r.due(float("inf"))]
         wait_s = min(MAX_WAIT_S, max(0.0, min(due, default=now + MAX_WAIT_S) - now))
         if wait_s <= 0:
             return
         if any(r.acks.in_flight() for r in self._readers.values()):
+            if self._fetcher.calls_in_flight():
+                wait_s = min(wait_s, FETCH_WAKE_S)
             self._publisher.poll(wait_s)
         else:
-            self._sleep(wait_s)
+            self._fetcher.wait(wait_s)
 
     def _shutdown(self) -> None:
         """Stop reading, flush within ``shutdown_timeout_s``, checkpoint what Kafka has, release."""
         log.info("stopping: flushing %d shard(s)", len(self._readers))
+        self._fetcher.close()  # pages fetched but not published are read again by the next owner
         remaining = self._publisher.flush(self._settings.shutdown_timeout_s)
         if remaining:
             log.warning(

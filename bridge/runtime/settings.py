@@ -146,9 +146,15 @@ class BridgeSettings(_Section):
     max_leases_to_steal: int = Field(default=1, ge=0)
     shard_sync_interval_s: float = Field(default=10.0, gt=0)
     idle_poll_min_s: float = Field(default=0.05, ge=0)
-    idle_poll_max_s: float = Field(default=0.5, gt=0)
+    idle_poll_max_s: float = Field(default=0.25, gt=0)
     """Empty shards are re-polled with backoff between these bounds (sets end-to-end latency)."""
     get_records_limit: int = Field(default=1000, ge=1, le=1000)
+    fetch_threads: int = Field(default=16, ge=1, le=256)
+    """GetRecords calls in flight at once, over all shards (at most one per shard)."""
+    fetch_max_pages: int = Field(default=64, ge=1)
+    fetch_max_bytes: int = Field(default=16 * 1024 * 1024, ge=1024 * 1024)
+    """Pages fetched and not yet published, by count and by response bytes: the backpressure
+    bound of the read path's memory."""
     throttle_backoff_max_s: float = Field(default=10.0, gt=0)
     trimmed_policy: TrimmedPolicy = TrimmedPolicy.FAIL
     shutdown_timeout_s: float = Field(default=20.0, gt=0)

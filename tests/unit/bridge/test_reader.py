@@ -19,6 +19,7 @@ from bridge.reader import (
     ThrottledError,
     TimedOutError,
     TrimmedDataError,
+    fetch,
     iterator_request,
 )
 from bridge.records import ShardSource
@@ -260,3 +261,56 @@ def test_a_timed_out_read_halves_the_page_and_successes_grow_it_back(
         reader.read(streams, 20.0 + step)
     assert streams.limits == [1000, 500, 250, 350, 450, 550, 650, 750, 850, 950, 1000, 1000, 1000]
     assert reader.page_limit == 1000
+
+
+# -- the split between fetching (any thread) and applying (the loop) -------------------------
+
+
+def test_a_shard_with_a_fetch_in_flight_is_not_due_and_refuses_a_second() -> None:
+    reader = make_reader()
+    request = reader.request()
+    assert reader.fetching
+    assert not reader.due(1e9)
+    with pytest.raises(RuntimeError, match="already has a fetch in flight"):
+        reader.request()
+    reader.apply(fetch(ScriptedStreams([Page([], "i")]), request, lambda: 0.0), 0.0)
+    assert not reader.fetching
+
+
+def test_an_idle_shard_is_polled_again_counting_from_the_start_of_its_last_call() -> None:
+    reader = make_reader()
+    request = reader.request()
+    clock = iter([10.0, 10.3])  # the call started at 10.0 and took 0.3 s
+    fetched = fetch(ScriptedStreams([Page([], "i")]), request, lambda: next(clock))
+    assert fetched.elapsed_s == pytest.approx(0.3)
+    reader.apply(fetched, 10.3)
+    assert reader.next_poll_at() == pytest.approx(10.05)
+
+
+def test_a_throttled_read_keeps_the_iterator_it_had_just_acquired() -> None:
+    streams = ScriptedStreams([ThrottledError("slow down"), Page([], "next")])
+    reader = make_reader()
+    reader.read(streams, 0.0)
+    reader.read(streams, 100.0)
+    assert len(streams.requests) == 1, "the fresh iterator was used, not re-acquired"
+
+
+def test_a_request_asks_for_the_smaller_of_its_share_and_the_readers_own_limit() -> None:
+    reader = make_reader(get_records_limit=1000)
+    request = reader.request(limit=128)
+    assert request.limit == 128
+    reader.apply(fetch(ScriptedStreams([TimedOutError("slow")]), request, lambda: 0.0), 0.0)
+    assert reader.page_limit == 500
+    assert reader.request(limit=800).limit == 500
+
+
+def test_a_shard_has_data_until_a_page_comes_back_empty() -> None:
+    streams = ScriptedStreams([Page([rec(1)], "i"), Page([], "i"), Page([rec(2)], None)])
+    reader = make_reader()
+    assert reader.has_data
+    reader.read(streams, 0.0)
+    assert reader.has_data
+    reader.read(streams, 0.0)
+    assert not reader.has_data
+    reader.read(streams, 1.0)
+    assert not reader.has_data, "a closed shard has nothing more to fetch"
