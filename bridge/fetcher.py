@@ -86,7 +86,11 @@ class Fetcher:
         self._max_pages = max_pages
         self._max_bytes = max_bytes
         self._clock = clock
-        self._lock = threading.Condition()
+        self._lock = threading.Lock()
+        self._work_ready = threading.Condition(self._lock)
+        """Fetch threads wait on it for a request (one is woken per request)."""
+        self._done_ready = threading.Condition(self._lock)
+        """The loop waits on it for a finished fetch."""
         self._requests: deque[_Ticket] = deque()
         self._done: deque[tuple[_Ticket, Completed]] = deque()
         self._tickets: dict[int, _Ticket] = {}
@@ -126,7 +130,7 @@ class Fetcher:
             self._bytes += estimate_bytes
             self._calls += 1
             self._requests.append(ticket)
-            self._lock.notify_all()
+            self._work_ready.notify()
 
     def completed(self) -> list[Completed]:
         """The fetches finished since the last call, in the order they finished."""
@@ -143,7 +147,6 @@ class Fetcher:
             ticket = self._tickets.pop(id(completed))
             self._pages -= 1
             self._bytes -= ticket.held_bytes
-            self._lock.notify_all()
 
     def calls_in_flight(self) -> int:
         with self._lock:
@@ -158,7 +161,7 @@ class Fetcher:
         """Until a fetch finishes or ``timeout_s`` passes."""
         with self._lock:
             if not self._done:
-                self._lock.wait(timeout_s)
+                self._done_ready.wait(timeout_s)
 
     def ready(self) -> bool:
         """Some fetch finished and was not collected yet."""
@@ -170,30 +173,35 @@ class Fetcher:
         with self._lock:
             self._closed = True
             self._requests.clear()
-            self._lock.notify_all()
+            self._work_ready.notify_all()
 
     def _work(self) -> None:
         while True:
             with self._lock:
                 while not self._requests and not self._closed:
-                    self._lock.wait()
+                    self._work_ready.wait()
                 if self._closed:
                     return
                 ticket = self._requests.popleft()
-            try:
-                fetched = fetch(self._streams, ticket.request, self._clock)
-                completed = Completed(ticket.owner, fetched)
-            except Exception as error:  # noqa: BLE001 - handed to the loop, which raises it
-                completed = Completed(ticket.owner, None, error)
-            with self._lock:
-                self._calls -= 1
-                page = completed.fetched.page if completed.fetched is not None else None
-                if page is not None:
-                    # The real size replaces the estimate, larger or smaller.
-                    self._bytes += page.wire_bytes - ticket.held_bytes
-                    ticket.held_bytes = page.wire_bytes
-                self._done.append((ticket, completed))
-                self._lock.notify_all()
+            # In a call of its own, so that nothing of the page outlives it on this thread's
+            # frame: an idle thread holding its last page would hold it until its next fetch.
+            self._fetch(ticket)
+            del ticket
+
+    def _fetch(self, ticket: _Ticket) -> None:
+        try:
+            completed = Completed(ticket.owner, fetch(self._streams, ticket.request, self._clock))
+        except Exception as error:  # noqa: BLE001 - handed to the loop, which raises it
+            completed = Completed(ticket.owner, None, error)
+        with self._lock:
+            self._calls -= 1
+            page = completed.fetched.page if completed.fetched is not None else None
+            if page is not None:
+                # The real size replaces the estimate, larger or smaller.
+                self._bytes += page.wire_bytes - ticket.held_bytes
+                ticket.held_bytes = page.wire_bytes
+            self._done.append((ticket, completed))
+            self._done_ready.notify_all()
 
 
 class InlineFetcher:
