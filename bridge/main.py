@@ -47,11 +47,13 @@ def run_bridge(settings: Settings, stop: threading.Event | None = None) -> int:
     """Build the clients, run the worker until ``stop``, return the process exit code."""
     # Imported here so that `dynabridge --help` does not load boto3 and librdkafka.
     from bridge.aws import aws_clients
+    from bridge.checkpoint_writer import CheckpointWriter
     from bridge.contract import Encoder, SchemaRegistry
     from bridge.coordinator import LeaseCoordinator
     from bridge.discovery import StreamDiscovery
     from bridge.fetcher import Fetcher
     from bridge.lease_keeper import LeaseKeeper
+    from bridge.lease_snapshots import LeaseSnapshots
     from bridge.lease_store import DynamoLeaseStore
     from bridge.metrics import BridgeMetrics
     from bridge.producer import KafkaPublisher, ensure_topics
@@ -97,6 +99,8 @@ def run_bridge(settings: Settings, stop: threading.Event | None = None) -> int:
             stop,
             keeper=LeaseKeeper(coordinator),
             fetcher=fetcher,
+            checkpoints=CheckpointWriter(coordinator),
+            lease_snapshots=LeaseSnapshots(coordinator),
         )
         # What exists now (modules, clients, settings) lives as long as the process: frozen, it
         # is left out of the collections that the pages' objects trigger.

@@ -23,8 +23,10 @@ from collections.abc import Callable, Sequence
 from typing import Protocol
 
 from bridge.acks import DeliveryError, Position
+from bridge.checkpoint_writer import InlineCheckpointWriter, Kind, Outcome, Write
 from bridge.contract.event import ChangeEvent
 from bridge.fetcher import DEFAULT_BYTES_PER_RECORD, Completed, InlineFetcher, page_limit
+from bridge.lease_snapshots import LeaseSnapshots, LeaseSource
 from bridge.leases import SHARD_END, LeaseTableUnavailable
 from bridge.metrics import BridgeMetrics
 from bridge.reader import FetchRequest, Gap, ReadResult, ShardReader, StreamsClient
@@ -119,6 +121,17 @@ class FetchStage(Protocol):
     def close(self) -> None: ...
 
 
+class CheckpointStage(Protocol):
+    """Lease-table writes off the loop (``bridge.checkpoint_writer.CheckpointWriter``)."""
+
+    def start(self) -> None: ...
+    def pending(self, lease_key: str) -> bool: ...
+    def submit(self, request: Write) -> None: ...
+    def outcomes(self) -> list[Outcome]: ...
+    def idle(self, timeout_s: float) -> bool: ...
+    def close(self) -> None: ...
+
+
 class Worker:
     """Runs until ``stop`` is set, then flushes, checkpoints and releases every lease."""
 
@@ -139,9 +152,15 @@ class Worker:
         rng: Callable[[], float] = random.random,
         checkpoint_interval_s: float = CHECKPOINT_INTERVAL_S,
         fetcher: FetchStage | None = None,
+        checkpoints: CheckpointStage | None = None,
+        lease_snapshots: LeaseSnapshots[LeaseView] | None = None,
         timer: Callable[[], float] = time.perf_counter,
     ) -> None:
         self._coordinator = coordinator
+        self._snapshots = lease_snapshots
+        self._view: LeaseSource[LeaseView] = lease_snapshots or coordinator
+        self._writer: CheckpointStage = checkpoints or InlineCheckpointWriter(coordinator)
+        self._writing: dict[str, ShardReader] = {}
         self._fetcher: FetchStage = fetcher or InlineFetcher(streams, clock=clock, sleep=sleep)
         self._timer = timer
         self._publisher = publisher
@@ -162,13 +181,19 @@ class Worker:
         """Turn until ``stop``; the caller has already run ``coordinator.start()``."""
         self._keeper.start()
         self._fetcher.start()
+        self._writer.start()
+        if self._snapshots is not None:
+            self._snapshots.start()
         try:
             self._heartbeat.set_ready(True)
             while not self._stop.is_set():
                 self._turn()
             self._shutdown()
         finally:
+            if self._snapshots is not None:
+                self._snapshots.stop()
             self._fetcher.close()
+            self._writer.close()
             self._keeper.stop()  # after a fatal error: no release (crash-only), leases expire
 
     def _turn(self) -> None:
@@ -184,8 +209,8 @@ class Worker:
         self._wait()
 
     def _sync_readers(self) -> None:
-        readable = {lease.lease_key: lease for lease in self._coordinator.readable()}
-        lost = self._coordinator.lost()
+        readable = {lease.lease_key: lease for lease in self._view.readable()}
+        lost = self._view.lost()
         for key in [k for k in self._readers if k in lost or k not in readable]:
             self._drop(key, "lease lost" if key in lost else "lease no longer readable")
         for key, lease in readable.items():
@@ -200,7 +225,7 @@ class Worker:
                 )
         owner = self._settings.worker_id
         self._metrics.leases_owned.set(
-            sum(1 for lease in self._coordinator.leases() if lease.owner == owner)
+            sum(1 for lease in self._view.leases() if lease.owner == owner)
         )
 
     def _drop(self, key: str, why: str) -> None:
@@ -337,19 +362,65 @@ class Worker:
             self._metrics.records_published.labels(table).inc(acked - self._published[key])
             self._published[key] = acked
             in_flight += reader.acks.in_flight()
-            if reader.finished():
-                self._finish(reader)
+            if self._writer.pending(key):
                 continue
             if final:
-                position = reader.pending_checkpoint()
+                self._settle_final(reader, now)
             else:
-                position = reader.checkpoint_due(now, self._checkpoint_interval_s)
-            if position is not None:
-                self._checkpoint(reader, position, now)
+                self._ask_write(reader, now)
+        self._written(now)
         self._metrics.in_flight.set(in_flight)
         pages, held_bytes = self._fetcher.held()
         self._metrics.fetch_pages.set(pages)
         self._metrics.fetch_bytes.set(held_bytes)
+
+    def _ask_write(self, reader: ShardReader, now: float) -> None:
+        """Hand the writer the shard's SHARD_END or due checkpoint, if any."""
+        key, table = reader.lease_key, reader.source.table
+        if reader.finished():
+            request = Write(key, table, Kind.SHARD_END, SHARD_END, reader.version)
+        else:
+            position = reader.checkpoint_due(now, self._checkpoint_interval_s)
+            if position is None:
+                return
+            request = Write(key, table, Kind.CHECKPOINT, position.sequence_number, position.version)
+        self._writing[key] = reader
+        self._writer.submit(request)
+
+    def _written(self, now: float) -> None:
+        """Apply the writer's outcomes to the readers that asked for them."""
+        for outcome in self._writer.outcomes():
+            request = outcome.write
+            if outcome.fatal is not None:
+                raise outcome.fatal
+            key, kind = request.lease_key, request.kind
+            asked_by = self._writing.pop(key, None)
+            reader = self._readers.get(key)
+            current = reader is not None and reader is asked_by
+            if outcome.unavailable is not None:
+                # Checkpoints are cumulative: the next one covers this one.
+                log.warning("%s of %s failed, retrying: %s", kind.value, key, outcome.unavailable)
+            elif not outcome.written:
+                if current:
+                    self._drop(key, f"lease lost at {kind.value}")
+            elif kind is Kind.SHARD_END:
+                self._metrics.shards_finished.labels(request.table).inc()
+                if current:
+                    self._drop(key, "shard finished (SHARD_END)")
+            else:
+                self._metrics.checkpoints.labels(request.table).inc()
+                if current:
+                    assert reader is not None
+                    reader.checkpointed(Position(request.sequence_number, request.version), now)
+
+    def _settle_final(self, reader: ShardReader, now: float) -> None:
+        """At shutdown, written here and now: the writer has stopped."""
+        if reader.finished():
+            self._finish(reader)
+            return
+        position = reader.pending_checkpoint()
+        if position is not None:
+            self._checkpoint(reader, position, now)
 
     def _checkpoint(self, reader: ShardReader, position: Position, now: float) -> None:
         key = reader.lease_key
@@ -407,7 +478,10 @@ class Worker:
                 remaining,
                 self._settings.shutdown_timeout_s,
             )
+        # A write still in flight would land after (and undo) a newer final checkpoint.
+        self._writer.idle(self._settings.shutdown_timeout_s)
         try:
+            self._written(self._clock())
             self._settle(self._clock(), final=True)
         except DeliveryError:
             self._release()
