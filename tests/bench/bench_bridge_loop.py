@@ -1,8 +1,11 @@
-"""Bridge throughput with the source taken out: recorded GetRecords pages -> the real worker
-loop (conversion, versions, Avro, acks, checkpoints) -> real Kafka, against a raw
-confluent-kafka producer sending the same pre-encoded bytes; plus the rate against moto.
+"""LOOP-ONLY figure: no HTTP, no parse. Pre-parsed GetRecords pages -> the real worker loop
+(conversion, versions, Avro, acks, checkpoints) -> real Kafka, against a raw confluent-kafka
+producer sending the same pre-encoded bytes; plus the rate against moto.
 
-    python -m tests.bench.bench_bridge [--records 200000] [--runs 3] [--moto-records 5000]
+    python -m tests.bench.bench_bridge_loop [--records 200000] [--runs 3] [--moto-records 5000]
+
+The process's real rate includes fetching and parsing the pages: ``bench_wire`` measures that
+(the bridge process against the Streams simulator, beside the raw limit of the same run).
 
 Each trial runs in a fresh subprocess (so peak RSS is its own); prints one JSON document with
 every trial and the medians. Needs the local stack (`dynabridge dev up`).
@@ -304,7 +307,7 @@ def spawn(mode: str, records: int) -> dict[str, Any]:
         [
             sys.executable,
             "-m",
-            "tests.bench.bench_bridge",
+            "tests.bench.bench_bridge_loop",
             "--child",
             mode,
             "--records",
