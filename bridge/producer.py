@@ -39,12 +39,17 @@ log = logging.getLogger(__name__)
 MAX_MESSAGE_BYTES = MAX_RECORD_BYTES
 
 THROUGHPUT_DEFAULTS: dict[str, Any] = {
-    "linger.ms": 20,
+    # A record waits at most this long for others to share its batch: every change pays it
+    # when the stream is quiet, while under load batches fill behind the requests in flight.
+    "linger.ms": 5,
     "batch.size": 1_000_000,
     "batch.num.messages": 10_000,
     "compression.type": "lz4",
-    "queue.buffering.max.messages": 500_000,
-    "queue.buffering.max.kbytes": 1_048_576,
+    # The local queue is where records wait when Kafka is slower than the stream: bounded, it
+    # turns a slow Kafka into backpressure on the fetching (bridge.fetch_max_bytes) instead of
+    # up to a gigabyte of memory (librdkafka's default). 64 MiB is seconds of full speed.
+    "queue.buffering.max.messages": 100_000,
+    "queue.buffering.max.kbytes": 65_536,
     "message.max.bytes": MAX_MESSAGE_BYTES,
 }
 """Overridable through ``kafka.extra``."""

@@ -170,7 +170,9 @@ class IndexerSettings(_Section):
     """Defaults to bridge.tables."""
     batch_max_docs: int = Field(default=1000, ge=1)
     batch_max_bytes: int = Field(default=5 * 1024 * 1024, ge=1024)
-    linger_ms: int = Field(default=50, ge=0)
+    linger_ms: int = Field(default=5, ge=0)
+    """A partial batch's wait for more when no bulk is in flight (under load, the bulk in
+    flight is what batches changes): every change pays it when the stream is quiet."""
     retry_initial_backoff_s: float = Field(default=0.2, gt=0)
     retry_max_backoff_s: float = Field(default=30.0, gt=0)
     session_timeout_ms: int = Field(default=10000, ge=6000)
