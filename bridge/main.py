@@ -58,7 +58,7 @@ def run_bridge(settings: Settings, stop: threading.Event | None = None) -> int:
     from bridge.metrics import BridgeMetrics
     from bridge.producer import KafkaPublisher, ensure_topics
     from bridge.runtime.health import Heartbeat
-    from bridge.streams import DynamoStreams
+    from bridge.streams import Binaries, DynamoStreams
     from bridge.worker import Worker
 
     tune_memory()
@@ -82,7 +82,8 @@ def run_bridge(settings: Settings, stop: threading.Event | None = None) -> int:
         ensure_topics(settings.kafka, settings.topics, [info.table for info in infos])
         log.info("worker %s reading %d table(s)", settings.bridge.worker_id, len(infos))
         publisher = KafkaPublisher(settings.kafka, encoder)
-        fast_streams = DynamoStreams(streams)
+        # Images keep their binaries as the base64 text the Avro value carries anyway.
+        fast_streams = DynamoStreams(streams, binaries=Binaries.BASE64)
         fetcher = Fetcher(
             fast_streams,
             threads=bridge.fetch_threads,

@@ -1,7 +1,10 @@
 """The change event: one DynamoDB Streams record (or one scanned item) as it travels through Kafka.
 
 Items are DynamoDB typed JSON exactly as boto3's low-level client gives them, so nothing is
-lost between the table and any consumer (38-digit numbers stay strings, sets stay typed).
+lost between the table and any consumer (38-digit numbers stay strings, sets stay typed). One
+exception: the bridge's read path leaves the B and BS values of images as the base64 text
+DynamoDB sent (``bridge.streams.Binaries``), which the codec writes unchanged, as it writes
+bytes: both give the same value text. Keys always hold bytes.
 """
 
 from __future__ import annotations

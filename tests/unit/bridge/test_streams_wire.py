@@ -30,11 +30,11 @@ from hypothesis import settings as hypothesis_settings
 from hypothesis import strategies as st
 
 from bridge.aws import STREAMS_ATTEMPTS, AwsCallError, aws_clients, streams_config
+from bridge.contract import ChangeEvent, Encoder, headers, kafka_key
 from bridge.reader import (
     ExpiredIteratorError,
     IteratorRequest,
     IteratorType,
-    Page,
     ShardGoneError,
     ThrottledError,
     TimedOutError,
@@ -42,7 +42,7 @@ from bridge.reader import (
 )
 from bridge.records import ShardSource, change_events
 from bridge.runtime.settings import AwsSettings
-from bridge.streams import DynamoStreams, MalformedResponseError, get_records_response
+from bridge.streams import Binaries, DynamoStreams, MalformedResponseError, get_records_response
 from tests.unit.bridge.streams_http import (
     Reply,
     Script,
@@ -370,7 +370,14 @@ _values = st.recursive(
 )
 _items = st.dictionaries(_names, _values, max_size=5)
 _keys = st.fixed_dictionaries(
-    {"pk": st.one_of(st.builds(lambda b: {"B": b}, st.binary(min_size=1, max_size=8)), _scalars)}
+    {
+        # A primary key: a non-empty S or B, or an N within DynamoDB's precision.
+        "pk": st.one_of(
+            st.builds(lambda b: {"B": b}, st.binary(min_size=1, max_size=8)),
+            st.builds(lambda s: {"S": s}, st.text(min_size=1, max_size=20)),
+            st.builds(lambda n: {"N": str(n)}, st.integers(-(10**38) + 1, 10**38 - 1)),
+        )
+    }
 )
 
 
@@ -427,10 +434,18 @@ def test_the_parse_equals_botocores_on_generated_pages(
     body = json.dumps(document, ensure_ascii=ascii_only).encode()
     expected = botocore_parse(body)
     assert get_records_response(body) == expected
-    # And what the bridge publishes from either is the same.
+    # And what the bridge publishes from either is the same, to the byte, with the images'
+    # binaries decoded or left as the base64 text they came as.
     source = ShardSource("orders", ARN, SHARD)
-    fast = change_events(Page(get_records_response(body)["Records"], None).records, source, 0)
-    assert fast == change_events(expected["Records"], source, 0)
+    published = _published(change_events(expected["Records"], source, 0)[0])
+    for binaries in Binaries:
+        fast = change_events(get_records_response(body, binaries)["Records"], source, 0)[0]
+        assert _published(fast) == published, binaries
+
+
+def _published(events: list[ChangeEvent]) -> list[tuple[bytes, bytes, object]]:
+    encoder = Encoder()
+    return [(kafka_key(e.keys), encoder.encode(e), headers(e)) for e in events]
 
 
 def test_a_binary_tag_spelled_with_an_escape_is_decoded_like_botocore_does() -> None:
@@ -441,6 +456,13 @@ def test_a_binary_tag_spelled_with_an_escape_is_decoded_like_botocore_does() -> 
     parsed = get_records_response(body)
     assert parsed == botocore_parse(body)
     assert parsed["Records"][0]["dynamodb"]["Keys"]["pk"]["B"] == b"\x00\x01"
+
+
+def test_the_bridges_mode_decodes_keys_and_leaves_image_binaries_as_sent() -> None:
+    body = page_body([stream_record(1, {"pk": {"B": b"\x00\x01"}, "b": {"BS": [b"\xff"]}})])
+    (record,) = get_records_response(body, Binaries.BASE64)["Records"]
+    assert record["dynamodb"]["Keys"] == {"pk": {"B": b"\x00\x01"}}
+    assert record["dynamodb"]["NewImage"] == {"pk": {"B": "AAE="}, "b": {"BS": ["/w=="]}}
 
 
 @pytest.mark.parametrize(
