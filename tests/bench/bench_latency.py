@@ -5,9 +5,11 @@
 
 Latency: both processes as subprocesses (the demo's code), an open-loop paced write rate to
 moto, and per change the time from the DynamoDB write returning to a real-time multi-GET
-showing the change (its ``rev``). Catch-up: a backlog written with both processes stopped, then
-both started; the time until every change is visible. Writes JSON and a PNG of the latency
-distributions to bench-results/. Needs the local stack (`dynabridge dev up`).
+showing the change (its ``rev``); beside it, in the same run, moto's own share: the time from
+the write returning to a GetRecords of this benchmark's own (polling every 5 ms, a second
+reader of the shard) returning the change. Catch-up: a backlog written with both processes
+stopped, then both started; the time until every change is visible. Writes JSON and a PNG of
+the latency distributions to bench-results/. Needs the local stack (`dynabridge dev up`).
 """
 
 from __future__ import annotations
@@ -35,13 +37,71 @@ from dynabridge.demo.runner import warm_up
 from dynabridge.demo.stack import endpoints
 from dynabridge.demo.table import DemoTable, client
 from dynabridge.demo.visibility import LatencySummary, VisibilityTracker
-from dynabridge.demo.workload import MIXED, Shape, Workload
+from dynabridge.demo.workload import MIXED, REV, Shape, Workload
 from dynabridge.devstack.config import load
 from dynabridge.operations.index_reader import build_reader
 
 RESULTS = Path("bench-results")
 IDLE_POLL = {"idle_poll_min_s": 0.02, "idle_poll_max_s": 0.1}
 """The demo's setting (the product's default is 0.05-0.5 s); --idle-poll MIN,MAX changes it."""
+
+
+class Tee:
+    """The writer's expectations, to two trackers: the index's and moto's own stream's."""
+
+    def __init__(self, index: VisibilityTracker, stream: VisibilityTracker) -> None:
+        self.index, self.stream = index, stream
+
+    def expect(self, doc: str, rev: int, deletes: bool, written_at: float) -> None:
+        self.index.expect(doc, rev, deletes, written_at)
+        self.stream.expect(doc, rev, deletes, written_at)
+
+    def settled(self, doc: str) -> bool:
+        return self.index.settled(doc)
+
+
+class StreamWatcher(threading.Thread):
+    """A GetRecords loop of its own on the table's shard (every 5 ms when empty): when moto
+    itself makes each change readable."""
+
+    POLL_S = 0.005
+
+    def __init__(self, ends: Endpoints, table: str, tracker: VisibilityTracker) -> None:
+        super().__init__(name="stream-watcher", daemon=True)
+        import boto3  # noqa: TID251 - moto's stream, read directly: the reference
+
+        common = {"endpoint_url": ends.moto, "region_name": "us-east-1"}
+        self._dynamodb = boto3.client("dynamodb", **common)  # type: ignore[call-overload]
+        self._streams = boto3.client("dynamodbstreams", **common)  # type: ignore[call-overload]
+        self._table = table
+        self._tracker = tracker
+        self._halt = threading.Event()
+        self._iterator = ""
+
+    def begin(self) -> None:
+        """From now on (LATEST), before the writes start."""
+        arn = self._dynamodb.describe_table(TableName=self._table)["Table"]["LatestStreamArn"]
+        shard = self._streams.describe_stream(StreamArn=arn)["StreamDescription"]["Shards"][0]
+        self._iterator = self._streams.get_shard_iterator(
+            StreamArn=arn, ShardId=shard["ShardId"], ShardIteratorType="LATEST"
+        )["ShardIterator"]
+        self.start()
+
+    def stop(self) -> None:
+        self._halt.set()
+
+    def run(self) -> None:
+        while not self._halt.is_set() and self._iterator:
+            page = self._streams.get_records(ShardIterator=self._iterator, Limit=1000)
+            now = time.monotonic()
+            for record in page["Records"]:
+                body = record["dynamodb"]
+                image = body.get("NewImage")
+                rev = None if image is None else int(image[REV]["N"])
+                self._tracker.observe(doc_id(body["Keys"]), rev, now)
+            self._iterator = page.get("NextShardIterator", "")
+            if not page["Records"]:
+                self._halt.wait(self.POLL_S)
 
 
 class Bench:
@@ -82,6 +142,8 @@ class Bench:
         names, table, settings, path = self.prepare(f"{int(rate)}")
         children = Children()
         tracker, stop = VisibilityTracker(), threading.Event()
+        in_stream = VisibilityTracker()
+        watcher = StreamWatcher(self.ends, names.table, in_stream)
         reader = build_reader(settings.search)
         poller = VisibilityPoller(reader, index_name("", names.table), tracker, stop)
         try:
@@ -91,13 +153,15 @@ class Bench:
             base = tracker.visible
             total = int(rate * duration_s)
             load_before = os.getloadavg()
-            driver = Driver(self.workload(1), table, tracker, doc_id,
+            watcher.begin()
+            driver = Driver(self.workload(1), table, Tee(tracker, in_stream), doc_id,  # type: ignore[arg-type]
                             total=total, rate=rate, threads=self.threads)  # fmt: skip
             drive = driver.run(threading.Event())
             drained = _drain(tracker, 120)
             latencies = tracker.latencies_s(since=base)
         finally:
             stop.set()
+            watcher.stop()
             poller.join(5)
             reader.close()
             children.stop()
@@ -109,6 +173,7 @@ class Bench:
             "max_behind_schedule_s": round(drive.max_behind_s, 2),
             "drained": drained,
             "latency_ms": asdict(LatencySummary.of(latencies)),
+            "moto_write_to_get_records_ms": asdict(LatencySummary.of(in_stream.latencies_s())),
             "poll_request_ms": round(poller.mean_request_ms, 1),
             "loadavg_before": load_before,
             "loadavg_after": os.getloadavg(),
@@ -227,6 +292,9 @@ def main() -> None:
                 k: statistics.median(t["latency_ms"][k] for t in trials)
                 for k in ("p50_ms", "p95_ms", "p99_ms", "max_ms")
             },
+            "moto_write_to_get_records_p99_ms": statistics.median(
+                t["moto_write_to_get_records_ms"]["p99_ms"] for t in trials
+            ),
         }
         for label, trials in runs.items()
     }
