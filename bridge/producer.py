@@ -47,9 +47,10 @@ THROUGHPUT_DEFAULTS: dict[str, Any] = {
     "compression.type": "lz4",
     # The local queue is where records wait when Kafka is slower than the stream: bounded, it
     # turns a slow Kafka into backpressure on the fetching (bridge.fetch_max_bytes) instead of
-    # up to a gigabyte of memory (librdkafka's default). 64 MiB is seconds of full speed.
+    # up to a gigabyte of memory (librdkafka's default). 64 MiB is seconds of full speed, and
+    # it always holds two of the largest records (a larger one could never be queued).
     "queue.buffering.max.messages": 100_000,
-    "queue.buffering.max.kbytes": 65_536,
+    "queue.buffering.max.kbytes": max(65_536, 2 * MAX_MESSAGE_BYTES // 1024),
     "message.max.bytes": MAX_MESSAGE_BYTES,
 }
 """Overridable through ``kafka.extra``."""

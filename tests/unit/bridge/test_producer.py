@@ -8,7 +8,7 @@ import pytest
 
 from bridge.acks import DeliveryError
 from bridge.contract import ChangeEvent, Encoder, EventName, decode, headers, kafka_key
-from bridge.producer import GUARANTEES, KafkaPublisher
+from bridge.producer import GUARANTEES, KafkaPublisher, producer_config
 from bridge.runtime.settings import KafkaSettings
 
 EVENT = ChangeEvent(
@@ -109,3 +109,10 @@ def test_a_fatal_client_error_stops_a_blocked_publish() -> None:
     with pytest.raises(DeliveryError, match="failed for good"):
         pub.publish(EVENT, lambda _: None)
     assert producer.produced == []
+
+
+def test_the_local_queue_is_bounded_yet_holds_the_largest_records() -> None:
+    config = producer_config(KafkaSettings())
+    queue_bytes = config["queue.buffering.max.kbytes"] * 1024
+    assert queue_bytes <= max(64 << 20, 2 * config["message.max.bytes"])
+    assert queue_bytes >= 2 * config["message.max.bytes"]
