@@ -6,8 +6,6 @@
 
 from __future__ import annotations
 
-import contextlib
-import ctypes
 import gc
 import logging
 import threading
@@ -24,18 +22,11 @@ A GetRecords page is a tree of some hundred thousand dicts, lists and strings, n
 at the defaults a collection ran every 700 of them and walked every page still held: the
 parse cost three times what it costs with the collector off (measured, docs/benchmarks.md).
 Cycles are still collected, a hundred times less often."""
-MALLOC_ARENAS = 2
-"""glibc's malloc arenas (default: 8 per core). Each thread that allocates gets an arena of
-its own, and a page parsed on a fetch thread and freed on the loop's leaves its arena holding
-that memory: with 16 fetch threads the peak RSS was three times that with one."""
-_M_ARENA_MAX = -8
 
 
 def tune_memory() -> None:
     """The process-wide memory settings the read path needs; before any thread starts."""
     gc.set_threshold(*GC_THRESHOLDS)
-    with contextlib.suppress(OSError, AttributeError):  # not glibc: nothing to tune
-        ctypes.CDLL("libc.so.6").mallopt(_M_ARENA_MAX, MALLOC_ARENAS)
 
 
 def check(settings: Settings) -> None:
