@@ -3,7 +3,10 @@
 A lease this worker lost (refused write, seen owned by another, or unrenewed for
 ``lease_duration_s`` by our clock) is dropped at once and never checkpointed again. One lock
 serialises every read and write of the lease state, so the lease keeper's renewals and the
-worker's checkpoints never race each other for the same counter; no loop here.
+worker's checkpoints never race each other for the same counter; no loop here. New leases are
+created parents first, and a sync round stops at the first lease-table failure; a shard missing
+from a listing counts as gone only once the service said so. The children of a shard that
+reached SHARD_END are looked up at once and again shortly after, until they are listed.
 """
 
 from __future__ import annotations
@@ -13,7 +16,8 @@ import math
 import random
 import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
 from typing import Protocol
 
 from bridge import leases as lm
@@ -57,6 +61,9 @@ class ShardDiscovery(Protocol):
     def child_shards(self, stream_arn: str, parent_shard_id: str) -> list[Shard]:
         """The children of a closed shard (possibly none yet)."""
 
+    def shard_gone(self, stream_arn: str, shard_id: str) -> bool:
+        """True if the service says the shard no longer exists (trimmed); False if it exists."""
+
 
 def timing_problem(settings: BridgeSettings) -> str | None:
     """Why the lease timings cannot work, or None."""
@@ -67,6 +74,19 @@ def timing_problem(settings: BridgeSettings) -> str | None:
             "workers' leases look expired to others; KCL uses a third"
         )
     return None
+
+
+CHILD_LOOKUP_DELAYS_S = (0.1, 0.2, 0.4, 0.8, 1.0, 1.0, 1.0, 1.0)
+"""Pauses between the lookups of a finished shard's children that DescribeStream does not list
+yet (it is eventually consistent); after the last one the next shard sync finds them."""
+
+
+@dataclass(frozen=True, slots=True)
+class ChildLookup:
+    """A finished shard whose children were not found yet: the next lookup and its number."""
+
+    attempt: int
+    due_at: float
 
 
 class LeaseCoordinator:
@@ -95,6 +115,8 @@ class LeaseCoordinator:
         self._streams: dict[str, StreamInfo] = {}  # by stream ARN
         self._leases: dict[str, Lease] = {}  # every lease of our streams, by key
         self._present: dict[str, frozenset[str]] = {}  # stream ARN -> shard ids last listed
+        self._gone: dict[str, frozenset[str]] = {}  # stream ARN -> shards the service says are gone
+        self._child_lookups: dict[str, ChildLookup] = {}  # by the finished parent's lease key
         self._held: dict[str, float] = {}  # lease key -> our clock at the last accepted write
         self._seen: dict[str, Sighting] = {}
         self._lost: set[str] = set()
@@ -116,8 +138,10 @@ class LeaseCoordinator:
         self._store.ensure_table()
         listings = self._listings()
         with self._lock:
+            self._refresh(self._clock())
+        self._probe(listings)
+        with self._lock:
             now = self._clock()
-            self._refresh(now)
             self._sync(listings, now)
             self._next_sync = now + self._settings.shard_sync_interval_s
             self._next_renew = now + self._settings.lease_renew_interval_s
@@ -125,7 +149,7 @@ class LeaseCoordinator:
         return infos
 
     def tick(self) -> None:
-        """Renew, sync shards and take leases as far as the clock says they are due."""
+        """Renew, look for children, sync shards and take leases as far as the clock says."""
         with self._lock:
             if self._closed:
                 return
@@ -133,20 +157,25 @@ class LeaseCoordinator:
             if now >= self._next_renew:
                 self._renew(now)
                 self._next_renew = now + self._settings.lease_renew_interval_s
+            lookups = [key for key, due in self._child_lookups.items() if due.due_at <= now]
             sync_due, take_due = now >= self._next_sync, now >= self._next_take
-            if not (sync_due or take_due):
-                return
-            try:
-                self._refresh(now)
-            except LeaseTableUnavailable as exc:
-                log.warning("lease table unavailable, retrying next take interval: %s", exc)
-                # Both rounds wait: otherwise the keeper would Scan again at once, in a loop.
-                retry_at = now + self._settings.lease_take_interval_s
-                self._next_take = retry_at
-                if sync_due:
-                    self._next_sync = retry_at
-                return
+            if sync_due or take_due:
+                try:
+                    self._refresh(now)
+                except LeaseTableUnavailable as exc:
+                    log.warning("lease table unavailable, retrying next take interval: %s", exc)
+                    # Both rounds wait: otherwise the keeper would Scan again at once, in a loop.
+                    retry_at = now + self._settings.lease_take_interval_s
+                    self._next_take = retry_at
+                    if sync_due:
+                        self._next_sync = retry_at
+                    sync_due = take_due = False
+        for key in lookups:
+            self._look_for_children(key)
+        if not (sync_due or take_due):
+            return
         listings = self._listings() if sync_due else {}
+        self._probe(listings)
         with self._lock:
             if self._closed:
                 return
@@ -163,7 +192,8 @@ class LeaseCoordinator:
         with self._lock:
             if self._closed:
                 return math.inf
-            return min(self._next_renew, self._next_sync, self._next_take)
+            lookups = [lookup.due_at for lookup in self._child_lookups.values()]
+            return min(self._next_renew, self._next_sync, self._next_take, *lookups)
 
     def release_all(self) -> None:
         """Give every held lease up; afterwards :meth:`tick` renews and takes nothing."""
@@ -189,7 +219,7 @@ class LeaseCoordinator:
                 for key, written_at in self._held.items()
                 if now - written_at < self._settings.lease_duration_s
             ]
-            return lineage.readable(fresh, self._leases, self._present)
+            return lineage.readable(fresh, self._leases, self._present, self._gone)
 
     def lost(self) -> set[str]:
         with self._lock:
@@ -208,18 +238,13 @@ class LeaseCoordinator:
             return self._advance(lease_key, sequence_number, last_version)
 
     def shard_end(self, lease_key: str, last_version: int) -> bool:
+        """Write SHARD_END, then lease the shard's children to ourselves (looked up at once)."""
         with self._lock:
             if not self._advance(lease_key, SHARD_END, last_version):
                 return False
             self._held.pop(lease_key, None)  # finished: nothing left to renew or read
-            lease = self._leases[lease_key]
-        try:
-            found = self._discovery.child_shards(lease.stream_arn, lease.shard_id)
-            with self._lock:
-                self._adopt_children(lease, found)
-        except (StreamUnavailable, LeaseTableUnavailable) as exc:
-            # SHARD_END is written; the next shard sync creates the children instead.
-            log.warning("children of %s not leased yet, next sync retries: %s", lease_key, exc)
+            self._child_lookups[lease_key] = ChildLookup(0, self._clock())
+        self._look_for_children(lease_key)
         return True
 
     def record_gap(self, lease_key: str, gap: str) -> bool:
@@ -286,14 +311,57 @@ class LeaseCoordinator:
                 log.warning("shard sync of table %s failed, retrying later: %s", info.table, exc)
         return listings
 
+    def _probe(self, listings: Mapping[str, Sequence[Shard]]) -> None:
+        """Ask the service about parents a listing omits and no lease knows (without the lock)."""
+        with self._lock:
+            leases = list(self._leases.values())
+        for arn, shards in listings.items():
+            gone = self._gone.get(arn, frozenset())
+            ours = [lease for lease in leases if lease.stream_arn == arn]
+            for shard_id in sorted(lineage.parents_to_probe(shards, ours, gone)):
+                table = self._streams[arn].table
+                try:
+                    is_gone = self._discovery.shard_gone(arn, shard_id)
+                except StreamUnavailable as exc:
+                    log.warning(
+                        "cannot tell whether shard %s of %s still exists (its children wait): %s",
+                        shard_id, table, exc,
+                    )  # fmt: skip
+                    continue
+                if is_gone:
+                    log.info(
+                        "shard %s of %s is gone from the stream and has no lease: its children "
+                        "start as lineage roots",
+                        shard_id, table,
+                    )  # fmt: skip
+                    with self._lock:
+                        self._gone[arn] = self._gone.get(arn, frozenset()) | {shard_id}
+                else:
+                    log.warning(
+                        "shard %s of %s exists but DescribeStream did not list it: its children "
+                        "wait until a listing shows it",
+                        shard_id, table,
+                    )  # fmt: skip
+
     def _sync(self, listings: dict[str, list[Shard]], now: float) -> None:
         start_latest = self._settings.start_position == StartPosition.LATEST
         for arn, shards in listings.items():
             info = self._streams[arn]
             self._present[arn] = frozenset(shard.shard_id for shard in shards)
             existing = [lease for lease in self._leases.values() if lease.stream_arn == arn]
-            for lease in lineage.new_leases(info, shards, existing, start_latest=start_latest):
-                self._create(lease, now)
+            created = lineage.new_leases(
+                info, shards, existing, start_latest=start_latest, gone=self._gone.get(arn, ())
+            )
+            for lease in created:
+                try:
+                    self._create(lease, now)
+                except LeaseTableUnavailable as exc:
+                    # Parents come first: stopping here never leaves a child leased without
+                    # its parent. The rest waits for the next sync.
+                    log.warning(
+                        "could not create lease %s, next sync retries: %s", lease.lease_key, exc
+                    )
+                    break
         for lease in lineage.deletable(self._leases.values(), self._present):
             try:
                 if self._store.delete(lease):
@@ -303,11 +371,8 @@ class LeaseCoordinator:
                 log.warning("could not delete lease %s: %s", lease.lease_key, exc)
 
     def _create(self, lease: Lease, now: float) -> bool:
-        try:
-            created = self._store.create(lease)
-        except LeaseTableUnavailable as exc:
-            log.warning("could not create lease %s, next sync retries: %s", lease.lease_key, exc)
-            return False
+        """Write a new lease (LeaseTableUnavailable propagates); False if it already existed."""
+        created = self._store.create(lease)
         if created:
             self._leases[lease.lease_key] = lease
             self._seen[lease.lease_key] = Sighting(lease.counter, now)
@@ -316,8 +381,39 @@ class LeaseCoordinator:
             log.info("created lease %s at %s", lease.lease_key, lease.checkpoint)
         return created
 
-    def _adopt_children(self, parent: Lease, found: Sequence[Shard]) -> None:
-        """Lease the children of a finished shard to ourselves: no reassignment gap."""
+    def _look_for_children(self, parent_key: str) -> None:
+        """One lookup of a finished shard's children; none listed yet: look again shortly."""
+        with self._lock:
+            parent = self._leases.get(parent_key)
+            lookup = self._child_lookups.get(parent_key)
+        if parent is None or lookup is None:
+            return
+        try:
+            found = self._discovery.child_shards(parent.stream_arn, parent.shard_id)
+            with self._lock:
+                if self._closed:  # released: leasing children now would strand them
+                    self._child_lookups.clear()
+                    return
+                adopted = self._adopt_children(parent, found)
+        except (StreamUnavailable, LeaseTableUnavailable) as exc:
+            log.warning("children of %s not leased yet, retrying: %s", parent_key, exc)
+            adopted = False
+        with self._lock:
+            if adopted or lookup.attempt >= len(CHILD_LOOKUP_DELAYS_S):
+                self._child_lookups.pop(parent_key, None)
+                if not adopted:
+                    log.info(
+                        "no children of %s listed yet: the next shard sync looks again", parent_key
+                    )
+                return
+            delay_s = CHILD_LOOKUP_DELAYS_S[lookup.attempt]
+            self._child_lookups[parent_key] = ChildLookup(
+                lookup.attempt + 1, self._clock() + delay_s
+            )
+
+    def _adopt_children(self, parent: Lease, found: Sequence[Shard]) -> bool:
+        """Lease the children of a finished shard to ourselves: no reassignment gap. False if
+        none is listed yet."""
         now = self._clock()
         info = self._streams[parent.stream_arn]
         kids = lineage.children_of(parent.shard_id, found)
@@ -335,6 +431,7 @@ class LeaseCoordinator:
                 self._create(child, now)
             elif existing.owner is None and key not in self._held:
                 self._take_one(existing, now, "child of a shard we finished")
+        return bool(kids)
 
     def _take(self, now: float) -> None:
         takes = lm.to_take(

@@ -1,4 +1,5 @@
-"""DescribeTable / DescribeStream adapter: a table's stream, and its shards, as ``bridge.shards``.
+"""DescribeTable / DescribeStream adapter: a table's stream, its shards (as ``bridge.shards``),
+and whether a shard a listing omits still exists.
 
 DescribeStream is paginated to the end and spaced to at most 10 calls/s per stream (the API
 limit); AWS errors (``bridge.aws``) leave this module only as ``bridge.shards.StreamError``
@@ -93,6 +94,24 @@ class StreamDiscovery:
         return [
             shard for shard in self.shards(stream_arn) if shard.parent_shard_id == parent_shard_id
         ]
+
+    def shard_gone(self, stream_arn: str, shard_id: str) -> bool:
+        """Whether the shard no longer exists: GetShardIterator(TRIM_HORIZON) answers
+        ResourceNotFoundException for a shard trimmed from the stream (DescribeStream, being
+        eventually consistent, may merely omit a shard that still exists)."""
+        try:
+            call(
+                self._streams.get_shard_iterator,
+                f"GetShardIterator {shard_id}",
+                StreamArn=stream_arn,
+                ShardId=shard_id,
+                ShardIteratorType="TRIM_HORIZON",
+            )
+        except ResourceNotFound:
+            return True
+        except AwsCallError as exc:
+            raise _translate(exc) from exc
+        return False
 
     def _pages(self, stream_arn: str, extra: dict[str, Any]) -> Iterator[Shard]:
         start: str | None = None

@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-import random
 from dataclasses import replace
 
 import pytest
 
 from bridge.coordinator import LeaseCoordinator
-from bridge.leases import LATEST, SHARD_END, TRIM_HORIZON, Lease, LeaseTableUnavailable
+from bridge.leases import LATEST, SHARD_END, TRIM_HORIZON
 from bridge.runtime.settings import BridgeSettings, ConfigError, StartPosition
 from bridge.shards import (
     Shard,
@@ -17,124 +16,17 @@ from bridge.shards import (
     StreamViewTypeUnsupported,
     TableNotFound,
 )
-
-ARN = "arn:aws:dynamodb:us-east-1:1:table/t/stream/s"
-SETTINGS = BridgeSettings(
-    tables=["t"],
-    lease_duration_s=10,
-    lease_renew_interval_s=3,
-    lease_take_interval_s=5,
-    shard_sync_interval_s=10,
+from tests.unit.bridge.fakes import (
+    ARN,
+    SETTINGS,
+    Clock,
+    MemoryStore,
+    Streams,
+    closed,
+    coordinator,
+    open_shard,
+    readable_ids,
 )
-
-
-class Clock:
-    def __init__(self) -> None:
-        self.now = 100.0
-
-    def __call__(self) -> float:
-        return self.now
-
-
-class MemoryStore:
-    """Conditional writes exactly as the DynamoDB adapter does them: on counter and owner."""
-
-    def __init__(self) -> None:
-        self.rows: dict[str, Lease] = {}
-        self.ensured = False
-        self.unavailable = False
-
-    def ensure_table(self) -> None:
-        self.ensured = True
-
-    def leases(self) -> list[Lease]:
-        self._check()
-        return list(self.rows.values())
-
-    def create(self, lease: Lease) -> bool:
-        self._check()
-        if lease.lease_key in self.rows:
-            return False
-        self.rows[lease.lease_key] = lease
-        return True
-
-    def replace(self, old: Lease, new: Lease) -> bool:
-        self._check()
-        row = self.rows.get(old.lease_key)
-        if row is None or (row.counter, row.owner) != (old.counter, old.owner):
-            return False
-        self.rows[old.lease_key] = new
-        return True
-
-    def delete(self, lease: Lease) -> bool:
-        self._check()
-        row = self.rows.get(lease.lease_key)
-        if row is None or row.counter != lease.counter:
-            return False
-        del self.rows[lease.lease_key]
-        return True
-
-    def _check(self) -> None:
-        if self.unavailable:
-            raise LeaseTableUnavailable("scripted outage")
-
-    def by_shard(self, shard_id: str) -> Lease:
-        return self.rows[f"{ARN}#{shard_id}"]
-
-
-class Streams:
-    """A stream whose topology the test rewrites; child lookups ignore the filter, like moto."""
-
-    def __init__(self, *shards: Shard, view_type: str = "NEW_AND_OLD_IMAGES") -> None:
-        self.topology = list(shards)
-        self.view_type = view_type
-        self.unavailable = False
-        self.child_calls: list[str] = []
-
-    def describe_table(self, table: str) -> StreamInfo:
-        if table != "t":
-            raise TableNotFound(f"table {table!r} does not exist")
-        return StreamInfo("t", ARN, self.view_type, ("pk",))
-
-    def shards(self, stream_arn: str) -> list[Shard]:
-        assert stream_arn == ARN
-        if self.unavailable:
-            raise StreamUnavailable("scripted throttling")
-        return list(self.topology)
-
-    def child_shards(self, stream_arn: str, parent_shard_id: str) -> list[Shard]:
-        self.child_calls.append(parent_shard_id)
-        return list(self.topology)
-
-
-def open_shard(shard_id: str, parent: str | None = None) -> Shard:
-    return Shard(shard_id, parent, "100", None)
-
-
-def closed(shard: Shard) -> Shard:
-    return replace(shard, ending_sequence_number="900")
-
-
-def coordinator(
-    store: MemoryStore,
-    streams: Streams,
-    clock: Clock,
-    worker: str = "w1",
-    settings: BridgeSettings = SETTINGS,
-) -> LeaseCoordinator:
-    return LeaseCoordinator(
-        store,
-        streams,
-        worker_id=worker,
-        tables=["t"],
-        settings=settings,
-        clock=clock,
-        rng=random.Random(7),
-    )
-
-
-def readable_ids(coord: LeaseCoordinator) -> list[str]:
-    return sorted(lease.shard_id for lease in coord.readable())
 
 
 def test_start_validates_tables_and_view_types() -> None:
@@ -181,10 +73,11 @@ def test_split_mid_run_children_wait_then_inherit() -> None:
     streams.topology = [closed(open_shard("a")), open_shard("b", "a"), open_shard("c", "a")]
     clock.now += 10
     coord.tick()
-    assert {store.by_shard(s).checkpoint for s in "bc"} == {TRIM_HORIZON}
-    assert readable_ids(coord) == ["a"]  # b and c wait for a's SHARD_END
+    assert sorted(store.rows) == [f"{ARN}#a"]  # no child is leased (or taken) before a ends
+    assert readable_ids(coord) == ["a"]
     assert coord.shard_end(f"{ARN}#a", last_version=9)
     assert streams.child_calls == ["a"]
+    assert {store.by_shard(s).checkpoint for s in "bc"} == {TRIM_HORIZON}
     assert [(lease.shard_id, lease.last_version) for lease in coord.readable()] == [
         ("b", 9),
         ("c", 9),
@@ -314,7 +207,9 @@ def test_latest_applies_only_at_the_first_start_of_a_stream() -> None:
     coordinator(store, streams, clock, settings=latest).start()
     assert store.by_shard("a").checkpoint == SHARD_END
     assert store.by_shard("b").checkpoint == LATEST
-    streams.topology += [open_shard("c", "b")]
+    streams.topology = [closed(open_shard("a")), closed(open_shard("b", "a")), open_shard("c", "b")]
+    b = store.by_shard("b")
+    store.rows[b.lease_key] = replace(b, checkpoint=SHARD_END, counter=b.counter + 1)
     coord = coordinator(store, streams, clock, settings=latest)
     coord.start()
     assert store.by_shard("c").checkpoint == TRIM_HORIZON

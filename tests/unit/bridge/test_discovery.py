@@ -177,3 +177,18 @@ def test_errors_are_translated(rig: Rig) -> None:
     rig.stream_stub.add_client_error("describe_stream", "ResourceNotFoundException")
     with pytest.raises(StreamNotEnabled, match="no longer exists"):
         rig.discovery.shards(ARN)
+
+
+def test_a_shard_is_gone_only_when_get_shard_iterator_says_it_does_not_exist(rig: Rig) -> None:
+    expected = {"StreamArn": ARN, "ShardId": sid("a"), "ShardIteratorType": "TRIM_HORIZON"}
+    rig.stream_stub.add_client_error(
+        "get_shard_iterator", "ResourceNotFoundException", expected_params=expected
+    )
+    assert rig.discovery.shard_gone(ARN, sid("a"))
+    rig.stream_stub.add_response(
+        "get_shard_iterator", {"ShardIterator": "x" * 40}, expected_params=expected
+    )
+    assert not rig.discovery.shard_gone(ARN, sid("a"))
+    rig.stream_stub.add_client_error("get_shard_iterator", "LimitExceededException")
+    with pytest.raises(StreamUnavailable):
+        rig.discovery.shard_gone(ARN, sid("a"))

@@ -21,7 +21,7 @@ from bridge.runtime.health import Heartbeat
 from bridge.runtime.settings import BridgeSettings
 from bridge.worker import Worker
 from tests.polling import wait_for
-from tests.unit.bridge.test_coordinator import ARN, MemoryStore, Streams, open_shard
+from tests.unit.bridge.fakes import ARN, MemoryStore, Streams, open_shard
 from tests.unit.bridge.test_worker import FakeCoordinator, FakeKeeper, FakePublisher, lease
 
 DEADLINE_S = 10.0
