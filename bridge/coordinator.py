@@ -20,8 +20,8 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
+from bridge import checkpoints, lineage
 from bridge import leases as lm
-from bridge import lineage
 from bridge.leases import (
     SHARD_END,
     TRIM_HORIZON,
@@ -29,7 +29,7 @@ from bridge.leases import (
     LeaseTableUnavailable,
     Sighting,
 )
-from bridge.runtime.settings import BridgeSettings, ConfigError, StartPosition
+from bridge.runtime.settings import BridgeSettings, ConfigError, StartPosition, TrimmedPolicy
 from bridge.shards import Shard, StreamInfo, StreamUnavailable, check_view_type
 
 log = logging.getLogger(__name__)
@@ -100,6 +100,7 @@ class LeaseCoordinator:
         settings: BridgeSettings,
         clock: Callable[[], float] = time.monotonic,
         rng: random.Random | None = None,
+        on_gap: Callable[[str], None] = lambda table: None,
     ) -> None:
         if problem := timing_problem(settings):
             raise ConfigError(problem)
@@ -112,11 +113,14 @@ class LeaseCoordinator:
         self._settings = settings
         self._clock = clock
         self._rng = rng or random.Random()
+        self._on_gap = on_gap  # counts a gap of a table (the trimmed-gaps metric)
         self._streams: dict[str, StreamInfo] = {}  # by stream ARN
         self._leases: dict[str, Lease] = {}  # every lease of our streams, by key
         self._present: dict[str, frozenset[str]] = {}  # stream ARN -> shard ids last listed
         self._gone: dict[str, frozenset[str]] = {}  # stream ARN -> shards the service says are gone
         self._child_lookups: dict[str, ChildLookup] = {}  # by the finished parent's lease key
+        self._shards: dict[str, Shard] = {}  # listed shards by lease key: their sequence ranges
+        self._others: list[Lease] = []  # rows of older streams of our tables
         self._held: dict[str, float] = {}  # lease key -> our clock at the last accepted write
         self._seen: dict[str, Sighting] = {}
         self._lost: set[str] = set()
@@ -143,6 +147,7 @@ class LeaseCoordinator:
         with self._lock:
             now = self._clock()
             self._sync(listings, now)
+            self._check_checkpoints()
             self._next_sync = now + self._settings.shard_sync_interval_s
             self._next_renew = now + self._settings.lease_renew_interval_s
             self._next_take = now
@@ -186,6 +191,7 @@ class LeaseCoordinator:
             if take_due:
                 self._take(now)
                 self._next_take = self._next_take_at(now)
+            self._check_checkpoints()
 
     def due_at(self) -> float:
         """When (our clock) :meth:`tick` has something to do next; never after release_all()."""
@@ -219,7 +225,11 @@ class LeaseCoordinator:
                 for key, written_at in self._held.items()
                 if now - written_at < self._settings.lease_duration_s
             ]
-            return lineage.readable(fresh, self._leases, self._present, self._gone)
+            return [
+                lease
+                for lease in lineage.readable(fresh, self._leases, self._present, self._gone)
+                if checkpoints.out_of_range(lease, self._shards.get(lease.lease_key)) is None
+            ]
 
     def lost(self) -> set[str]:
         with self._lock:
@@ -282,6 +292,10 @@ class LeaseCoordinator:
         """Re-read the lease table; a held lease now owned by another (or moved) is lost."""
         rows = {lease.lease_key: lease for lease in self._store.leases()}
         ours = {key: lease for key, lease in rows.items() if lease.stream_arn in self._streams}
+        tables = {info.table for info in self._streams.values()}
+        self._others = [
+            lease for key, lease in rows.items() if key not in ours and lease.table in tables
+        ]
         for key in list(self._held):
             row = ours.get(key)
             mine = self._leases[key]
@@ -348,6 +362,10 @@ class LeaseCoordinator:
         for arn, shards in listings.items():
             info = self._streams[arn]
             self._present[arn] = frozenset(shard.shard_id for shard in shards)
+            self._shards = {
+                key: shard for key, shard in self._shards.items() if not key.startswith(arn + "#")
+            }
+            self._shards.update({lm.lease_key(arn, shard.shard_id): shard for shard in shards})
             existing = [lease for lease in self._leases.values() if lease.stream_arn == arn]
             created = lineage.new_leases(
                 info, shards, existing, start_latest=start_latest, gone=self._gone.get(arn, ())
@@ -422,6 +440,7 @@ class LeaseCoordinator:
         }
         for kid in kids:
             key = lm.lease_key(parent.stream_arn, kid.shard_id)
+            self._shards[key] = kid
             existing = self._leases.get(key)
             if existing is None:
                 child = lm.new_lease(
@@ -432,6 +451,33 @@ class LeaseCoordinator:
             elif existing.owner is None and key not in self._held:
                 self._take_one(existing, now, "child of a shard we finished")
         return bool(kids)
+
+    def _check_checkpoints(self) -> None:
+        """Report every checkpoint that cannot be resumed; ``trimmed_policy`` says what next."""
+        held = [self._leases[key] for key in sorted(self._held)]
+        current = {info.table: arn for arn, info in self._streams.items()}
+        for problem in checkpoints.unusable(held, self._shards, self._others, current):
+            lease = problem.lease
+            self._on_gap(lease.table)
+            policy = self._settings.trimmed_policy
+            log.error(
+                "unusable checkpoint: %s (trimmed_policy=%s: %s)",
+                problem.gap, policy.value,
+                "stopping" if policy is TrimmedPolicy.FAIL else problem.remedy.value,
+            )  # fmt: skip
+            if policy is TrimmedPolicy.FAIL:
+                raise checkpoints.UnusableCheckpointError(
+                    f"{problem.gap}; to go on ({problem.remedy.value} and record the gap in the "
+                    "lease row) set bridge.trimmed_policy=skip, then backfill the table"
+                )
+            new = checkpoints.repaired(problem)
+            try:
+                if lease.lease_key in self._held:
+                    self._write_held(lease.lease_key, new)
+                elif self._store.replace(lease, new):
+                    self._others = [row for row in self._others if row.lease_key != new.lease_key]
+            except LeaseTableUnavailable as exc:
+                log.warning("could not record the gap of %s, retrying: %s", lease.lease_key, exc)
 
     def _take(self, now: float) -> None:
         takes = lm.to_take(

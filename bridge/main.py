@@ -66,6 +66,7 @@ def run_bridge(settings: Settings, stop: threading.Event | None = None) -> int:
             worker_id=settings.bridge.worker_id,
             tables=settings.bridge.tables,
             settings=settings.bridge,
+            on_gap=lambda table: metrics.trimmed_gaps.labels(table).inc(),
         )
         infos = coordinator.start()  # validates every table and its stream before anything else
         url = settings.kafka.schema_registry_url

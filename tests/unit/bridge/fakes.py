@@ -4,6 +4,7 @@ and a Streams topology the test rewrites (child lookups ignore the filter, like 
 from __future__ import annotations
 
 import random
+from collections.abc import Callable
 from dataclasses import replace
 
 from bridge.coordinator import LeaseCoordinator
@@ -122,6 +123,7 @@ def coordinator(
     clock: Clock,
     worker: str = "w1",
     settings: BridgeSettings = SETTINGS,
+    on_gap: Callable[[str], None] = lambda table: None,
 ) -> LeaseCoordinator:
     return LeaseCoordinator(
         store,
@@ -131,6 +133,7 @@ def coordinator(
         settings=settings,
         clock=clock,
         rng=random.Random(7),
+        on_gap=on_gap,
     )
 
 
