@@ -19,6 +19,12 @@ from confluent_kafka import (  # noqa: TID251 - the Kafka adapter
     Producer,
 )
 from confluent_kafka.admin import AdminClient  # noqa: TID251 - the Kafka adapter
+from confluent_kafka.admin._config import (  # noqa: TID251 - not re-exported for typing
+    AlterConfigOpType,
+    ConfigEntry,
+    ConfigResource,
+)
+from confluent_kafka.admin._resource import ResourceType  # noqa: TID251
 from confluent_kafka.cimpl import NewTopic  # noqa: TID251 - the Kafka adapter
 
 from bridge.acks import DeliveryError
@@ -146,7 +152,8 @@ class KafkaPublisher:
 
 
 def ensure_topics(kafka: KafkaSettings, topics: TopicSettings, tables: Sequence[str]) -> None:
-    """Create the tables' topics that do not exist yet; an existing topic is left as it is."""
+    """Create the tables' topics that do not exist yet; of an existing topic, only raise a
+    ``max.message.bytes`` below ``MAX_RECORD_BYTES`` (it would refuse a legal change)."""
     watch = SecurityWatch(kafka)
     config: dict[str, Any] = {**kafka.client_config(), "error_cb": watch}
     admin = AdminClient(config)
@@ -163,6 +170,7 @@ def ensure_topics(kafka: KafkaSettings, topics: TopicSettings, tables: Sequence[
     except KafkaException as error:
         raise DeliveryError(f"cannot list Kafka topics: {error}") from error
     existing = set(metadata.topics)
+    _raise_size_limits(admin, sorted(wanted & existing))
     missing = sorted(wanted - existing)
     if not missing:
         return
@@ -189,3 +197,35 @@ def ensure_topics(kafka: KafkaSettings, topics: TopicSettings, tables: Sequence[
         except KafkaException as error:
             if error.args[0].code() != KafkaError.TOPIC_ALREADY_EXISTS:  # another worker won
                 raise DeliveryError(f"cannot create topic {topic}: {error}") from error
+
+
+def _raise_size_limits(admin: AdminClient, topics: Sequence[str]) -> None:
+    """``max.message.bytes`` of ``topics`` up to MAX_MESSAGE_BYTES where it is lower."""
+    if not topics:
+        return
+    resources = [ConfigResource(ResourceType.TOPIC, topic) for topic in topics]
+    try:
+        small = [
+            resource.name
+            for resource, future in admin.describe_configs(resources).items()
+            if (entry := future.result(timeout=30).get("max.message.bytes")) is None
+            or int(entry.value) < MAX_MESSAGE_BYTES
+        ]
+    except KafkaException as error:
+        raise DeliveryError(f"cannot read the settings of topics {topics}: {error}") from error
+    raise_to = ConfigEntry(
+        "max.message.bytes", str(MAX_MESSAGE_BYTES), incremental_operation=AlterConfigOpType.SET
+    )
+    changes = [
+        ConfigResource(ResourceType.TOPIC, topic, incremental_configs=[raise_to]) for topic in small
+    ]
+    for resource, future in (admin.incremental_alter_configs(changes) if changes else {}).items():
+        try:
+            future.result(timeout=30)
+        except KafkaException as error:
+            raise DeliveryError(
+                f"topic {resource.name} takes records of at most its max.message.bytes, less "
+                f"than a legal change can be; raising it to {MAX_MESSAGE_BYTES} failed: {error} "
+                "(raise it by hand, or grant the bridge AlterConfigs on its topics)"
+            ) from error
+        log.info("raised max.message.bytes of %s to %d", resource.name, MAX_MESSAGE_BYTES)

@@ -12,9 +12,24 @@ from bridge.contract.errors import ContractError
 from bridge.contract.event import ChangeEvent, EventName, Origin
 
 MAX_TOPIC_LENGTH = 249
-MAX_RECORD_BYTES = 4 * 1024 * 1024
-"""The largest record value a change topic (and its dead-letter topic) must accept: the
-bridge's producer and topics, and the indexer's dead-letter producer and topics, all use it."""
+MAX_ITEM_BYTES = 400 * 1024
+"""DynamoDB's item size limit, names and values counted by its size rules."""
+MAX_IMAGE_EXPANSION = 68
+"""The most bytes of typed JSON one byte of item size can become. A number of one or two
+significant digits costs 2 bytes of item size (1 per two significant digits, plus 1) while
+DynamoDB returns it in plain positional notation: -1E-130 is "-0.", 129 zeros and "1", 133
+characters, 136 as a member of a number set with its quotes and comma. Nothing else comes close:
+the same number as a list element costs 3 bytes (47x), an empty string in a list or map 1 or 2
+(9x), a NULL or BOOL in a list 2 (7.5x), a control character escapes to 6 bytes."""
+MAX_ENVELOPE_BYTES = 64 * 1024
+"""Everything of a record but its two images: the Kafka key and the ``keys`` field (a primary
+key of at most 2 KB + 1 KB, 6x when escaped), ARN, ids, sequence number and headers."""
+MAX_RECORD_BYTES = 2 * MAX_IMAGE_EXPANSION * MAX_ITEM_BYTES + MAX_ENVELOPE_BYTES
+"""The largest record (key, value and headers) a change topic must accept, uncompressed: a
+MODIFY of a 400 KB item of the worst shape, with both images (53.2 MiB). The bridge's producer
+(``message.max.bytes``, checked before compression) and topics (``max.message.bytes``), and the
+indexer's consumer, dead-letter producer and dead-letter topics are all sized from it.
+Compression keeps such records small on the wire: their size comes from repetition."""
 DLQ_SUFFIX = ".dlq"
 _LEGAL_TOPIC = re.compile(r"[a-zA-Z0-9._-]+")
 

@@ -169,6 +169,8 @@ class DeadLetterProducer:
                 "partitioner": PARTITIONER,
                 "linger.ms": 5,
                 "message.max.bytes": MAX_LETTER_BYTES,
+                # A change of the worst shape is tens of MB of repetitive JSON: a few on the wire.
+                "compression.type": "lz4",
                 # Below flush_timeout_s, so every letter has an answer when flush returns.
                 "message.timeout.ms": int(flush_timeout_s * 1000) - 30_000,
             }

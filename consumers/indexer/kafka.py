@@ -19,6 +19,7 @@ from collections.abc import Collection, Mapping, Sequence
 import confluent_kafka  # noqa: TID251 - this is the consumer adapter
 from confluent_kafka import KafkaError, KafkaException, TopicPartition  # noqa: TID251
 
+from bridge.contract import MAX_RECORD_BYTES
 from bridge.runtime.kafka_security import SecurityWatch
 from bridge.runtime.settings import Settings
 from consumers.indexer.records import CommitFailed, ConsumerError, Partition, Record
@@ -27,6 +28,11 @@ from consumers.indexer.worker import RebalanceListener
 log = logging.getLogger(__name__)
 
 CLIENT_ID = "dynabridge-indexer"
+FETCH_MAX_BYTES = max(52_428_800, MAX_RECORD_BYTES)
+"""librdkafka's default fetch.max.bytes (50 MiB), or a whole record if that is larger."""
+RECEIVE_MARGIN_BYTES = 47_571_200
+"""receive.message.max.bytes must exceed fetch.max.bytes by 512 bytes; this keeps librdkafka's
+default (100 MB) above the default fetch."""
 
 
 def consumer_config(settings: Settings) -> dict[str, object]:
@@ -42,6 +48,11 @@ def consumer_config(settings: Settings) -> dict[str, object]:
         "session.timeout.ms": indexer.session_timeout_ms,
         "max.poll.interval.ms": indexer.max_poll_interval_ms,
         "partition.assignment.strategy": "cooperative-sticky",
+        # A fetch returns a batch larger than these limits anyway; stating them keeps the largest
+        # legal change (MAX_RECORD_BYTES, uncompressed if the producer did not compress) inside
+        # the hard limit, receive.message.max.bytes.
+        "fetch.max.bytes": FETCH_MAX_BYTES,
+        "receive.message.max.bytes": FETCH_MAX_BYTES + RECEIVE_MARGIN_BYTES,
     }
 
 
