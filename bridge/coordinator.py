@@ -253,7 +253,9 @@ class LeaseCoordinator:
             if not self._advance(lease_key, SHARD_END, last_version):
                 return False
             self._held.pop(lease_key, None)  # finished: nothing left to renew or read
-            self._child_lookups[lease_key] = ChildLookup(0, self._clock())
+            # Looked up here, at once; the keeper's first retry is due after the first pause.
+            retry_at = self._clock() + CHILD_LOOKUP_DELAYS_S[0]
+            self._child_lookups[lease_key] = ChildLookup(0, retry_at)
         self._look_for_children(lease_key)
         return True
 
