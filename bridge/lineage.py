@@ -217,6 +217,7 @@ def deletable(leases: Iterable[Lease], present: Mapping[str, Collection[str]]) -
 
     Keeping a parent until every child has checkpointed keeps the version it passes on; a
     shard still listed keeps its lease, or the next sync would read it again from TRIM_HORIZON.
+    A lease that recorded a gap is kept: it is the record of that gap.
     """
     all_leases = list(leases)
     started_children: dict[str, list[bool]] = {}
@@ -228,6 +229,7 @@ def deletable(leases: Iterable[Lease], present: Mapping[str, Collection[str]]) -
         lease
         for lease in all_leases
         if lease.finished
+        and not lease.gaps
         and lease.stream_arn in present
         and lease.shard_id not in present[lease.stream_arn]
         and started_children.get(lease.lease_key)

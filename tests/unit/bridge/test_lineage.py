@@ -210,6 +210,8 @@ def test_deletable_only_when_gone_from_stream_and_children_started() -> None:
     assert deletable([parent, started], {ARN: {"b"}}) == [parent]
     assert deletable([parent], {ARN: set()}) == []  # no child yet: keep it
     assert deletable([lease("z", checkpoint="9"), started], {ARN: {"b"}}) == []  # unfinished
+    with_gap = replace(parent, gaps=("trimmed after 300",))
+    assert deletable([with_gap, started], {ARN: {"b"}}) == []  # the record of a gap stays
 
 
 def test_nothing_is_readable_before_the_stream_was_listed_once() -> None:
