@@ -159,9 +159,15 @@ class LeaseCoordinator:
             if self._closed:
                 return
             now = self._clock()
+            renewals: list[str] = []
             if now >= self._next_renew:
-                self._renew(now)
+                renewals = sorted(self._held)
                 self._next_renew = now + self._settings.lease_renew_interval_s
+        self._renew(renewals)
+        with self._lock:
+            if self._closed:
+                return
+            now = self._clock()
             lookups = [key for key, due in self._child_lookups.items() if due.due_at <= now]
             sync_due, take_due = now >= self._next_sync, now >= self._next_take
             if sync_due or take_due:
@@ -306,16 +312,20 @@ class LeaseCoordinator:
         self._leases = ours
         self._seen = lm.sightings(self._seen, ours.values(), now)
 
-    def _renew(self, now: float) -> None:
-        for key in sorted(self._held):
-            lease = self._leases[key]
-            try:
-                self._write_held(key, lm.renewed(lease))
-            except LeaseTableUnavailable as exc:
-                if now - self._held[key] >= self._settings.lease_duration_s:
-                    self._lose(key, f"not renewed for lease_duration_s ({exc})")
-                else:
-                    log.warning("renew of %s failed, retrying: %s", key, exc)
+    def _renew(self, keys: Sequence[str]) -> None:
+        """One conditional write per lease, each under the lock on its own: a slow lease table
+        delays the worker's checkpoints by one write at a time, never by a whole round."""
+        for key in keys:
+            with self._lock:
+                if self._closed or key not in self._held:
+                    continue  # released, finished or lost since the round began
+                try:
+                    self._write_held(key, lm.renewed(self._leases[key]))
+                except LeaseTableUnavailable as exc:
+                    if self._clock() - self._held[key] >= self._settings.lease_duration_s:
+                        self._lose(key, f"not renewed for lease_duration_s ({exc})")
+                    else:
+                        log.warning("renew of %s failed, retrying: %s", key, exc)
 
     def _listings(self) -> dict[str, list[Shard]]:
         """Every stream's shards (DescribeStream: called without the lock); failures skipped."""
