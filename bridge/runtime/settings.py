@@ -142,7 +142,7 @@ class BridgeSettings(_Section):
     """Refuse streams whose view type lacks NEW_IMAGE (KEYS_ONLY / OLD_IMAGE)."""
     lease_duration_s: float = Field(default=10.0, gt=0)
     lease_renew_interval_s: float = Field(default=3.0, gt=0)
-    lease_take_interval_s: float = Field(default=2.0, gt=0)
+    lease_take_interval_s: float = Field(default=1.5, gt=0)
     """Also how precisely a worker sees when another's lease last moved: failover takes up to
     lease_duration_s + lease_take_interval_s."""
     max_leases_to_steal: int = Field(default=1, ge=0)
