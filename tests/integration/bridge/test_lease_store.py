@@ -124,8 +124,14 @@ def test_two_coordinators_share_shards_and_one_takes_over_when_the_other_stops(
         time.sleep(0.02)
 
     one.lost()  # w2's steals during the split
-    dying = one.readable()[0].lease_key
-    assert one.checkpoint(dying, "100000000000000000001", 7)
+    dying_lease = one.readable()[0]
+    dying = dying_lease.lease_key
+    # A position inside the shard (checkpoints outside its sequence range are refused).
+    (shard,) = dynamodbstreams.describe_stream(StreamArn=dying_lease.stream_arn)[
+        "StreamDescription"
+    ]["Shards"]
+    position = str(int(shard["SequenceNumberRange"]["StartingSequenceNumber"]) + 1)
+    assert one.checkpoint(dying, position, 7)
     stopped = time.monotonic()  # w1 "dies": it is never ticked again
     while len(two.readable()) < 4:
         assert time.monotonic() - stopped < 10, "w2 never took the dead worker's leases"
@@ -137,7 +143,7 @@ def test_two_coordinators_share_shards_and_one_takes_over_when_the_other_stops(
     # loaded shared machine (typical measurements: 1.1-1.3 s).
     assert takeover_s <= FAST.lease_duration_s + FAST.lease_take_interval_s + 0.5
     assert {lease.owner for lease in two.leases()} == {"w2"}
-    assert "100000000000000000001" in {lease.checkpoint for lease in two.readable()}
+    assert position in {lease.checkpoint for lease in two.readable()}
     assert one.readable() == []  # unrenewed for lease_duration_s by its own clock
-    assert not one.checkpoint(dying, "100000000000000000002", 8)  # refused: w2 owns it
+    assert not one.checkpoint(dying, str(int(position) + 1), 8)  # refused: w2 owns it
     assert dying in one.lost()
