@@ -254,8 +254,14 @@ def test_three_workers_one_killed_with_a_throttled_lease_table_and_stale_listing
     run.sim.throttle_tables(pipeline.names.lease_table, 0.2)
     try:
         wait_for(lambda: run.published(table) >= 1000, 120, "1000 changes published")
-        owned = {row.get("lease_owner", {}).get("S") for row in run.leases()}
-        assert {"bridge-1", "bridge-2", "bridge-3"} <= owned, f"the workers share: {owned}"
+        wait_for(
+            lambda: (
+                {"bridge-1", "bridge-2", "bridge-3"}
+                <= {row.get("lease_owner", {}).get("S") for row in run.leases()}
+            ),
+            60,
+            "the three workers sharing the shards",
+        )
         workers[1].kill()
         run.wait_written(table, total, 60)
         run.wait_all_published(table, 240)
