@@ -184,6 +184,7 @@ def ensure_topics(kafka: KafkaSettings, topics: TopicSettings, tables: Sequence[
         [NewTopic(t, topics.partitions, topics.replication_factor, config=config) for t in missing],
         request_timeout=30,
     )
+    created_elsewhere = []
     for topic, future in futures.items():
         try:
             future.result(timeout=30)
@@ -195,8 +196,10 @@ def ensure_topics(kafka: KafkaSettings, topics: TopicSettings, tables: Sequence[
                 topics.retention_ms,
             )
         except KafkaException as error:
-            if error.args[0].code() != KafkaError.TOPIC_ALREADY_EXISTS:  # another worker won
+            if error.args[0].code() != KafkaError.TOPIC_ALREADY_EXISTS:
                 raise DeliveryError(f"cannot create topic {topic}: {error}") from error
+            created_elsewhere.append(topic)  # by another worker, or not in the metadata yet
+    _raise_size_limits(admin, created_elsewhere)
 
 
 def _raise_size_limits(admin: AdminClient, topics: Sequence[str]) -> None:

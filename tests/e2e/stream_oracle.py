@@ -24,7 +24,12 @@ from importlib import resources
 from typing import Any
 
 import fastavro
-from confluent_kafka import TIMESTAMP_LOG_APPEND_TIME, Consumer, TopicPartition  # noqa: TID251
+from confluent_kafka import (  # noqa: TID251 - the oracle reads the real topics
+    TIMESTAMP_LOG_APPEND_TIME,
+    Consumer,
+    KafkaException,
+    TopicPartition,
+)
 
 from dynabridge.streamsim.client import EmittedRecord, ShardInfo
 
@@ -74,10 +79,15 @@ class TopicReader:
         self._consumer.assign([TopicPartition(topic, p, 0) for p in partitions])
 
     def catch_up(self, timeout_s: float = 30.0) -> list[Published]:
-        highs = {
-            p: self._consumer.get_watermark_offsets(TopicPartition(self.topic, p), timeout=10)[1]
-            for p in self._next
-        }
+        try:
+            highs = {
+                p: self._consumer.get_watermark_offsets(TopicPartition(self.topic, p), timeout=10)[
+                    1
+                ]
+                for p in self._next
+            }
+        except KafkaException:  # a new topic's leader not elected yet: ask again next time
+            return self.records
         budget = int(timeout_s / 0.5)
         while any(self._next[p] < highs[p] for p in self._next) and budget:
             budget -= 1
