@@ -176,6 +176,9 @@ class Worker:
         self._checkpoint_interval_s = checkpoint_interval_s
         self._readers: dict[str, ShardReader] = {}
         self._published: dict[str, int] = {}
+        self._finished: set[str] = set()
+        """Leases this loop wrote SHARD_END for: a lease view taken before that write may still
+        show them readable, and reading one again would re-publish a parent after its children."""
 
     def run(self) -> None:
         """Turn until ``stop``; the caller has already run ``coordinator.start()``."""
@@ -214,7 +217,11 @@ class Worker:
         for key in [k for k in self._readers if k in lost or k not in readable]:
             self._drop(key, "lease lost" if key in lost else "lease no longer readable")
         for key, lease in readable.items():
-            if key not in self._readers and key not in lost and lease.checkpoint != SHARD_END:
+            if key in self._readers or key in lost or key in self._finished:
+                continue
+            if key in self._writing:  # its outcome (maybe SHARD_END) comes first
+                continue
+            if lease.checkpoint != SHARD_END:
                 source = ShardSource(lease.table, lease.stream_arn, lease.shard_id)
                 self._readers[key] = ShardReader(
                     key, source, lease.checkpoint, lease.last_version, self._settings, self._rng
@@ -224,9 +231,9 @@ class Worker:
                     "reading %s shard %s from %s", lease.table, lease.shard_id, lease.checkpoint
                 )
         owner = self._settings.worker_id
-        self._metrics.leases_owned.set(
-            sum(1 for lease in self._view.leases() if lease.owner == owner)
-        )
+        leases = self._view.leases()
+        self._metrics.leases_owned.set(sum(1 for lease in leases if lease.owner == owner))
+        self._finished &= {lease.lease_key for lease in leases}
 
     def _drop(self, key: str, why: str) -> None:
         reader = self._readers.pop(key)
@@ -405,6 +412,7 @@ class Worker:
                     self._drop(key, f"lease lost at {kind.value}")
             elif kind is Kind.SHARD_END:
                 self._metrics.shards_finished.labels(request.table).inc()
+                self._finished.add(key)
                 if current:
                     self._drop(key, "shard finished (SHARD_END)")
             else:
@@ -445,6 +453,7 @@ class Worker:
             return
         if written:
             self._metrics.shards_finished.labels(source.table).inc()
+            self._finished.add(reader.lease_key)
             self._drop(reader.lease_key, "shard finished (SHARD_END)")
         else:
             self._drop(reader.lease_key, "lease lost at SHARD_END")

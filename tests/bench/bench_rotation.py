@@ -126,6 +126,7 @@ class Bench:
             wait_for(enough, 60 + 3 * rotations * records_per_shard / rate, "rotations read")
             client.stop_generator(table)
             pickups = self._pickups(table)
+            errors = client.stats(table, polls=False).errors
         finally:
             self.cleanup(pipeline, table)
         after_end = [p["after_parent_end_s"] for p in pickups]
@@ -137,6 +138,7 @@ class Bench:
             "after_parent_end_max_s": max(after_end),
             "after_close_p50_s": percentile(after_close, 0.5),
             "after_close_p99_s": percentile(after_close, 0.99),
+            "simulator_errors": errors,
         }
 
     def _pickups(self, table: str) -> list[dict[str, float]]:
@@ -232,7 +234,7 @@ def main() -> None:
         "pickup_median": {
             key: statistics.median(run[key] for run in pickups)
             for key in pickups[0]
-            if key != "rotations"
+            if key not in ("rotations", "simulator_errors")
         },
         "failover_s": failovers,
         "failover_median_s": statistics.median(failovers) if failovers else None,

@@ -451,3 +451,32 @@ def test_a_get_records_slower_than_half_the_lease_duration_is_a_warning(
     worker.run()
     warnings = [r.getMessage() for r in caplog.records if r.levelname == "WARNING"]
     assert any("shard-1 took 6.0s" in message for message in warnings), warnings
+
+
+class StaleView(FakeCoordinator):
+    """Answers ``readable()`` from a view taken before the last writes (as lease snapshots do,
+    refreshed by another thread): a finished lease still looks readable for a while."""
+
+    def readable(self) -> list[Lease]:
+        fresh = super().readable()
+        stale = getattr(self, "_stale", None)
+        self._stale = fresh
+        return fresh if stale is None else stale + [f for f in fresh if f not in stale]
+
+
+def test_a_finished_shard_is_never_read_again_from_a_stale_view() -> None:
+    stop, clock, publisher = threading.Event(), FakeClock(), FakePublisher()
+    parent = lease(version=500)
+    streams = FakeStreams({"shard-1": [Page([rec(1)], "shard-1"), Page([rec(2)], None)]})
+
+    def script(turn: int) -> None:
+        publisher.deliver_all()
+        if turn == 12:
+            stop.set()
+
+    coordinator = StaleView([parent], script)
+    worker, _ = make_worker(coordinator, streams, publisher, stop, clock)
+    worker.run()
+    assert any(c[0] == "shard_end" for c in coordinator.calls)
+    assert len(streams.requests) == 1, "the finished shard was read again from its checkpoint"
+    assert [sent.event.sequence_number for sent in publisher.sent] == [seq(1), seq(2)]
