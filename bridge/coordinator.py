@@ -25,6 +25,7 @@ from bridge.leases import (
     LeaseTableUnavailable,
     Sighting,
 )
+from bridge.load import LoadMeter, ShardLoad
 from bridge.runtime.settings import BridgeSettings, ConfigError, StartPosition
 from bridge.shards import Shard, StreamInfo, StreamUnavailable, check_view_type
 
@@ -98,6 +99,11 @@ class LeaseCoordinator:
         self._held: dict[str, float] = {}  # lease key -> our clock at the last accepted write
         self._seen: dict[str, Sighting] = {}
         self._lost: set[str] = set()
+        # Lease key -> its shard's load, folded into every write of the row (bridge/load.py).
+        # A lock of its own: the loop counts pages without waiting for lease-table calls.
+        self._meters: dict[str, LoadMeter] = {}
+        self._meters_lock = threading.Lock()
+        self._live: frozenset[str] = frozenset({worker_id})  # as of the last Scan
         self._next_sync = self._next_renew = self._next_take = 0.0
         # Held across lease-table calls (a Scan must not interleave with our own writes, or it
         # would show an older counter of a lease we hold), never across DescribeStream.
@@ -178,6 +184,7 @@ class LeaseCoordinator:
                 except LeaseTableUnavailable as exc:
                     log.warning("could not release lease %s (it will expire instead): %s", key, exc)
             self._held.clear()
+            self._forget_load()
 
     # -- queries ------------------------------------------------------------------------
 
@@ -200,6 +207,43 @@ class LeaseCoordinator:
         with self._lock:
             rows = list(self._leases.values())
         return sorted(rows, key=lambda lease: (lease.table, lease.shard_id))
+
+    def workers(self) -> set[str]:
+        """Workers alive by our clock as of the last Scan: owners of unexpired live leases, and
+        ourselves. Never waits for a lease-table call."""
+        return set(self._live)
+
+    # -- the shards' load, carried by every write of their rows -------------------------
+
+    def observe(
+        self, lease_key: str, records: int, last_creation_ms: int | None, caught_up: bool
+    ) -> None:
+        """One page read from a held shard: counted into the load its next write carries."""
+        with self._meters_lock:
+            meter = self._meters.get(lease_key)
+            if meter is None:
+                meter = self._meters[lease_key] = LoadMeter(
+                    busy_per_s=self._settings.busy_records_per_s
+                )
+            meter.observe(records, last_creation_ms, caught_up)
+
+    def _load_now(self, lease_key: str, now: float) -> ShardLoad:
+        """The load a write of a held lease carries. Seeded from the row: a new owner goes on
+        from the old one's measure, so a busy shard does not look idle right after it moved."""
+        with self._meters_lock:
+            meter = self._meters.get(lease_key)
+            if meter is None:
+                meter = self._meters[lease_key] = LoadMeter(
+                    busy_per_s=self._settings.busy_records_per_s
+                )
+            since = self._held.get(lease_key, now)  # measuring since it became ours
+            return meter.snapshot(now, self._leases[lease_key].load, since)
+
+    def _forget_load(self, keep: frozenset[str] | None = None) -> None:
+        """Drop the meters of leases no longer held (all without ``keep``)."""
+        with self._meters_lock:
+            for key in [k for k in self._meters if keep is None or k not in keep]:
+                del self._meters[key]
 
     # -- writes on behalf of the reader -------------------------------------------------
 
@@ -241,6 +285,7 @@ class LeaseCoordinator:
         # Freshness counts from the moment the write was sent, not answered: another worker
         # may have started its expiry clock on this counter while the response was slow.
         sent_at = self._clock()
+        new = lm.with_load(new, self._load_now(lease_key, sent_at))
         if not self._store.replace(self._leases[lease_key], new):
             self._lose(lease_key, "conditional write refused")
             return False
@@ -264,6 +309,16 @@ class LeaseCoordinator:
                 self._lose(key, "the lease table shows another owner or a newer write")
         self._leases = ours
         self._seen = lm.sightings(self._seen, ours.values(), now)
+        self._forget_load(keep=frozenset(self._held))
+        counts = lm.loads(
+            ours.values(),
+            self._seen,
+            now,
+            worker_id=self._worker_id,
+            held=frozenset(self._held),
+            lease_duration_s=self._settings.lease_duration_s,
+        )
+        self._live = frozenset(counts)
 
     def _renew(self, now: float) -> None:
         for key in sorted(self._held):

@@ -18,6 +18,8 @@ from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, replace
 
+from bridge.load import IDLE, ShardLoad
+
 TRIM_HORIZON = "TRIM_HORIZON"
 LATEST = "LATEST"
 SHARD_END = "SHARD_END"
@@ -53,6 +55,7 @@ class Lease:
     checkpoint: str  # sentinel or last acknowledged sequence number
     last_version: int  # version of the record at `checkpoint` (0 if none yet)
     gaps: tuple[str, ...] = ()  # recorded trimmed-data gaps, if the skip policy was used
+    load: ShardLoad = IDLE  # the owner's last measure of the shard (bridge/load.py)
 
     @property
     def finished(self) -> bool:
@@ -102,6 +105,11 @@ def taken(lease: Lease, worker_id: str) -> Lease:
 
 def released(lease: Lease) -> Lease:
     return replace(lease, owner=None, counter=lease.counter + 1)
+
+
+def with_load(lease: Lease, load: ShardLoad) -> Lease:
+    """The same write carrying the owner's latest measure of the shard (no counter change)."""
+    return replace(lease, load=load)
 
 
 def with_gap(lease: Lease, gap: str) -> Lease:

@@ -28,11 +28,13 @@ from bridge.contract.event import ChangeEvent
 from bridge.fetcher import DEFAULT_BYTES_PER_RECORD, Completed, InlineFetcher, page_limit
 from bridge.lease_snapshots import LeaseSnapshots, LeaseSource
 from bridge.leases import SHARD_END, LeaseTableUnavailable
+from bridge.load import ShardLoad
 from bridge.metrics import BridgeMetrics
 from bridge.reader import FetchRequest, Gap, ReadResult, ShardReader, StreamsClient
 from bridge.records import ShardSource
 from bridge.runtime.health import Heartbeat
 from bridge.runtime.settings import BridgeSettings
+from bridge.scaling import BridgeTargets, fleet
 
 log = logging.getLogger(__name__)
 
@@ -44,6 +46,8 @@ FETCH_WAKE_S = 0.005
 """While fetches and Kafka deliveries are both outstanding, the loop serves delivery reports in
 slices this long and looks for finished fetches between them (librdkafka's poll cannot be
 woken by another thread)."""
+SCALING_REPORT_INTERVAL_S = 5.0
+"""How often the scaling metrics are computed from the lease rows (a take round's pace)."""
 
 
 class TrimmedDataLostError(Exception):
@@ -67,6 +71,8 @@ class LeaseView(Protocol):
     def checkpoint(self) -> str: ...
     @property
     def last_version(self) -> int: ...
+    @property
+    def load(self) -> ShardLoad: ...
 
 
 class Coordinator(Protocol):
@@ -79,6 +85,15 @@ class Coordinator(Protocol):
     def lost(self) -> set[str]: ...
     def release_all(self) -> None: ...
     def leases(self) -> Sequence[LeaseView]: ...
+    def observe(
+        self, lease_key: str, records: int, last_creation_ms: int | None, caught_up: bool
+    ) -> None:
+        """Count a page read into the shard's load, carried by the lease's next write."""
+        ...
+
+    def workers(self) -> set[str]:
+        """Live workers as the lease table shows them, ourselves included."""
+        ...
 
 
 class Keeper(Protocol):
@@ -155,6 +170,7 @@ class Worker:
         checkpoints: CheckpointStage | None = None,
         lease_snapshots: LeaseSnapshots[LeaseView] | None = None,
         timer: Callable[[], float] = time.perf_counter,
+        scaling: BridgeTargets | None = None,
     ) -> None:
         self._coordinator = coordinator
         self._snapshots = lease_snapshots
@@ -176,6 +192,8 @@ class Worker:
         self._checkpoint_interval_s = checkpoint_interval_s
         self._readers: dict[str, ShardReader] = {}
         self._published: dict[str, int] = {}
+        self._scaling = scaling or BridgeTargets()
+        self._next_scaling_report = 0.0
 
     def run(self) -> None:
         """Turn until ``stop``; the caller has already run ``coordinator.start()``."""
@@ -205,6 +223,7 @@ class Worker:
             self._collect(completed)
         self._publisher.poll(0)
         self._settle(self._clock(), final=False)
+        self._report_scaling(self._clock())
         self._heartbeat.beat()
         self._wait()
 
@@ -300,6 +319,9 @@ class Worker:
 
     def _publish(self, reader: ShardReader, result: ReadResult) -> None:
         source = reader.source
+        self._coordinator.observe(
+            reader.lease_key, len(result.events), result.last_creation_ms, result.caught_up
+        )
         if result.events:
             self._metrics.records_read.labels(source.table).inc(len(result.events))
             started = self._timer()
@@ -335,6 +357,21 @@ class Worker:
         """A page's last record's delivery report: also how long Kafka took to acknowledge."""
         delivered(token, error)
         self._metrics.produce_ack_s.labels(table).observe(self._timer() - handed_at)
+
+    def _report_scaling(self, now: float) -> None:
+        """The fleet's load and desired worker count, from the lease rows (every few seconds)."""
+        if now < self._next_scaling_report:
+            return
+        self._next_scaling_report = now + SCALING_REPORT_INTERVAL_S
+        rows = self._view.leases()  # a snapshot: the loop never waits on the lease table
+        now_s = self._wall_clock()
+        view = fleet(rows, self._coordinator.workers(), now_s, self._scaling)
+        self._metrics.fleet(view, self._settings.worker_id)
+        self._metrics.unread_ages(
+            (lease.table, lease.shard_id, lease.load.unread_age_s(now_s) or 0.0)
+            for lease in rows
+            if lease.lease_key in self._readers
+        )
 
     def _gap(self, reader: ShardReader, gap: Gap) -> None:
         self._metrics.trimmed_gaps.labels(reader.source.table).inc()

@@ -66,6 +66,7 @@ class FakeCoordinator:
         self.calls: list[tuple[str, ...]] = []
         self.pending_lost: set[str] = set()
         self.held = set(self.leases_by_key)
+        self.observed: list[tuple[str, int, int | None, bool]] = []
 
     def start(self) -> list[object]:
         return [object()]
@@ -111,6 +112,14 @@ class FakeCoordinator:
 
     def leases(self) -> list[Lease]:
         return list(self.leases_by_key.values())
+
+    def observe(
+        self, lease_key: str, records: int, last_creation_ms: int | None, caught_up: bool
+    ) -> None:
+        self.observed.append((lease_key, records, last_creation_ms, caught_up))
+
+    def workers(self) -> set[str]:
+        return {"w1"}
 
     def checkpoints(self, lease_key: str) -> list[str]:
         return [c[2] for c in self.calls if c[0] == "checkpoint" and c[1] == lease_key]
