@@ -4,12 +4,14 @@ One rule (``scaling.*``), applied by ``dynabridge status`` to every partition of
 each member to its own partitions::
 
     capacity = max(observed records/s per consumer, indexer_records_per_s_per_consumer)
-    need     = (records/s arriving + lag records / indexer_drain_s) / capacity
-    count    = max(1, min(ceil(need), partitions))         a consumer beyond the partitions idles
+    need     = sum over partitions of
+               min(1, (records/s arriving + lag records / indexer_drain_s) / capacity)
+    count    = max(1, ceil(need))
 
-``need`` is linear in the partitions, so the members' own needs add up to the group's: each
-member exports its share (``dynabridge_indexer_demand_consumers``) and the sum, rounded up and
-capped at the partition count, is the group's desired count. The configured rate is a floor on
+A partition is read by one consumer at a time, so it never needs more than one: the count never
+exceeds the partitions, and the needs add up over partitions, so the members' own needs add up
+to the group's. Each member exports its share (``dynabridge_indexer_demand_consumers``); the
+sum, rounded up, is the group's desired count. The configured rate is a floor on
 the observed one: a member that is not saturated consumes only what arrives, which says nothing
 about what it could do, and without the floor the count could never come down.
 """
@@ -44,7 +46,7 @@ class PartitionLoad:
 @dataclass(frozen=True, slots=True)
 class Demand:
     consumers: float
-    """Consumers needed, unrounded, at most one per partition: additive over members."""
+    """Consumers needed, unrounded: at most one per partition, additive over partitions."""
     capacity_per_s: float
     """Records/s one consumer is taken to do (the observed rate, or the configured floor)."""
     lag_records: int
@@ -69,10 +71,13 @@ def demand(
     """What ``partitions`` need, given the rate ``consumers`` together were seen consuming."""
     observed = consumed_per_s / consumers if consumers > 0 else 0.0
     capacity = max(observed, targets.records_per_s_per_consumer)
+    need = sum(
+        min(1.0, (p.produced_per_s + p.lag_records / targets.drain_s) / capacity)
+        for p in partitions
+    )
     lag = sum(p.lag_records for p in partitions)
     produced = sum(p.produced_per_s for p in partitions)
-    need = (produced + lag / targets.drain_s) / capacity
-    return Demand(min(need, float(len(partitions))), capacity, lag, produced, len(partitions))
+    return Demand(need, capacity, lag, produced, len(partitions))
 
 
 def desired_consumers(need: Demand, targets: IndexerTargets) -> Desired:
@@ -88,7 +93,7 @@ def desired_consumers(need: Demand, targets: IndexerTargets) -> Desired:
         return Desired(
             partitions,
             Limit.PARTITIONS,
-            f"{reason}; capped at {partitions} partition(s): more consumers would idle",
+            f"{reason}; one per partition ({partitions}): more consumers would idle",
         )
     if count < 1:
         return Desired(1, Limit.MINIMUM, f"{reason}; at least one consumer")
