@@ -52,6 +52,8 @@ class Demand:
     lag_records: int
     produced_per_s: float
     partitions: int
+    capped: int = 0
+    """Partitions with more than one consumer's work: each still gets one consumer only."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -71,13 +73,12 @@ def demand(
     """What ``partitions`` need, given the rate ``consumers`` together were seen consuming."""
     observed = consumed_per_s / consumers if consumers > 0 else 0.0
     capacity = max(observed, targets.records_per_s_per_consumer)
-    need = sum(
-        min(1.0, (p.produced_per_s + p.lag_records / targets.drain_s) / capacity)
-        for p in partitions
-    )
+    work = [(p.produced_per_s + p.lag_records / targets.drain_s) / capacity for p in partitions]
     lag = sum(p.lag_records for p in partitions)
     produced = sum(p.produced_per_s for p in partitions)
-    return Demand(need, capacity, lag, produced, len(partitions))
+    need = sum(min(1.0, each) for each in work)
+    capped = sum(1 for each in work if each > 1.0)
+    return Demand(need, capacity, lag, produced, len(partitions), capped)
 
 
 def desired_consumers(need: Demand, targets: IndexerTargets) -> Desired:
@@ -89,12 +90,13 @@ def desired_consumers(need: Demand, targets: IndexerTargets) -> Desired:
         f"(scaling.indexer_drain_s) with {need.produced_per_s:.0f} record(s)/s arriving, at "
         f"{need.capacity_per_s:.0f} record(s)/s per consumer: {need.consumers:.2f} consumer(s)"
     )
-    if partitions > 0 and count >= partitions:
-        return Desired(
-            partitions,
-            Limit.PARTITIONS,
-            f"{reason}; one per partition ({partitions}): more consumers would idle",
+    if need.capped:
+        reason += (
+            f"; {need.capped} partition(s) hold more than one consumer's work, but a partition "
+            "is read by one consumer at a time"
         )
+        if count >= partitions:
+            return Desired(partitions, Limit.PARTITIONS, f"{reason}: one per partition")
     if count < 1:
         return Desired(1, Limit.MINIMUM, f"{reason}; at least one consumer")
     return Desired(count, Limit.DRAIN, reason)
