@@ -105,6 +105,7 @@ class LeaseCoordinator:
         self._meters_lock = threading.Lock()
         self._live: frozenset[str] = frozenset({worker_id})  # as of the last Scan
         self._next_sync = self._next_renew = self._next_take = 0.0
+        self._last_steal = -math.inf  # our clock at the last steal: one steal round per interval
         # Held across lease-table calls (a Scan must not interleave with our own writes, or it
         # would show an older counter of a lease we hold), never across DescribeStream.
         self._lock = threading.Lock()
@@ -392,32 +393,39 @@ class LeaseCoordinator:
                 self._take_one(existing, now, "child of a shard we finished")
 
     def _take(self, now: float) -> None:
+        # Early rounds (a lease about to expire) take free leases, but steal no sooner than a
+        # take interval after the last steal: at most one steal round per interval.
+        settings = self._settings
+        may_steal = now - self._last_steal >= settings.lease_take_interval_s
         takes = lm.to_take(
             list(self._leases.values()),
             self._seen,
             now,
             worker_id=self._worker_id,
             held=frozenset(self._held),
-            lease_duration_s=self._settings.lease_duration_s,
-            max_leases_to_steal=self._settings.max_leases_to_steal,
+            lease_duration_s=settings.lease_duration_s,
+            max_leases_to_steal=settings.max_leases_to_steal if may_steal else 0,
             rng=self._rng,
         )
         for take in takes:
             try:
-                self._take_one(take.lease, now, take.reason.value)
+                taken = self._take_one(take.lease, now, take.reason.value)
             except LeaseTableUnavailable as exc:
                 log.warning("take round stopped, lease table unavailable: %s", exc)
                 return
+            if taken and take.reason in (lm.TakeReason.STEAL, lm.TakeReason.BALANCE):
+                self._last_steal = now
 
-    def _take_one(self, lease: Lease, now: float, reason: str) -> None:
+    def _take_one(self, lease: Lease, now: float, reason: str) -> bool:
         new = lm.taken(lease, self._worker_id)
         if self._store.replace(lease, new):
             self._leases[lease.lease_key] = new
             self._held[lease.lease_key] = now
             self._seen[lease.lease_key] = Sighting(new.counter, now)
             log.info("took lease %s from %s (%s)", lease.lease_key, lease.owner, reason)
-        else:
-            log.info("lease %s changed before we could take it", lease.lease_key)
+            return True
+        log.info("lease %s changed before we could take it", lease.lease_key)
+        return False
 
     def _next_take_at(self, now: float) -> float:
         """The next take round, early enough to catch the next lease that expires."""
