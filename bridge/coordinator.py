@@ -110,6 +110,7 @@ class LeaseCoordinator:
         # would show an older counter of a lease we hold), never across DescribeStream.
         self._lock = threading.Lock()
         self._closed = False  # release_all() ran: nothing may be renewed or taken again
+        self._draining = False  # drain() ran: renew, but take nothing more
 
     # -- lifecycle ----------------------------------------------------------------------
 
@@ -162,7 +163,8 @@ class LeaseCoordinator:
                 self._sync(listings, now)
                 self._next_sync = now + self._settings.shard_sync_interval_s
             if take_due:
-                self._take(now)
+                if not self._draining:
+                    self._take(now)
                 self._next_take = self._next_take_at(now)
 
     def due_at(self) -> float:
@@ -171,6 +173,12 @@ class LeaseCoordinator:
             if self._closed:
                 return math.inf
             return min(self._next_renew, self._next_sync, self._next_take)
+
+    def drain(self) -> None:
+        """Stopping: keep renewing what we hold until release_all(), but take nothing more (a
+        lease taken now would only be released again moments later)."""
+        with self._lock:
+            self._draining = True
 
     def release_all(self) -> None:
         """Give every held lease up; afterwards :meth:`tick` renews and takes nothing."""

@@ -199,6 +199,8 @@ def _item(lease: Lease, updated_at: float) -> dict[str, Any]:
         item["lease_owner"] = {"S": lease.owner}
     if lease.load.unread_since_ms is not None:
         item["unread_since_ms"] = {"N": str(lease.load.unread_since_ms)}
+    if lease.released_by is not None:
+        item["released_by"] = {"S": lease.released_by}
     return item
 
 
@@ -226,6 +228,7 @@ def _lease(item: dict[str, Any]) -> Lease:
             last_version=int(item["last_version"]["N"]),
             gaps=tuple(gap["S"] for gap in item.get("gaps", {}).get("L", [])),
             load=_load(item),
+            released_by=item["released_by"]["S"] if "released_by" in item else None,
         )
     except (KeyError, ValueError) as exc:
         raise LeaseTableError(

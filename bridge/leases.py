@@ -56,6 +56,7 @@ class Lease:
     last_version: int  # version of the record at `checkpoint` (0 if none yet)
     gaps: tuple[str, ...] = ()  # recorded trimmed-data gaps, if the skip policy was used
     load: ShardLoad = IDLE  # the owner's last measure (bridge/load.py): steers balancing only
+    released_by: str | None = None  # who gave it up on shutdown; cleared when it is taken
 
     @property
     def finished(self) -> bool:
@@ -100,11 +101,12 @@ def renewed(lease: Lease) -> Lease:
 
 
 def taken(lease: Lease, worker_id: str) -> Lease:
-    return replace(lease, owner=worker_id, counter=lease.counter + 1)
+    return replace(lease, owner=worker_id, released_by=None, counter=lease.counter + 1)
 
 
 def released(lease: Lease) -> Lease:
-    return replace(lease, owner=None, counter=lease.counter + 1)
+    """Given up on shutdown; the row says by whom, so the others know that worker is leaving."""
+    return replace(lease, owner=None, released_by=lease.owner, counter=lease.counter + 1)
 
 
 def with_load(lease: Lease, load: ShardLoad) -> Lease:
@@ -210,10 +212,19 @@ def loads(
     held: frozenset[str],
     lease_duration_s: float,
 ) -> Counter[str]:
-    """Live leases per known worker (owners of unexpired leases, plus ourselves)."""
+    """Live leases per known worker (owners of unexpired leases, plus ourselves).
+
+    A worker that released a lease still unowned is leaving (it releases its leases one by one
+    on shutdown, the rest follow at once): it is not counted, so the others' fair share covers
+    its leases and they take the released ones without waiting for its last release.
+    """
+    leases = list(leases)
+    leaving = {
+        lease.released_by for lease in leases if lease.owner is None and lease.released_by
+    } - {worker_id}
     counts: Counter[str] = Counter({worker_id: 0})
     for lease in leases:
-        if lease.finished or lease.owner is None:
+        if lease.finished or lease.owner is None or lease.owner in leaving:
             continue
         if lease.owner == worker_id:
             if lease.lease_key in held:

@@ -84,6 +84,10 @@ class Coordinator(Protocol):
     def record_gap(self, lease_key: str, gap: str) -> bool: ...
     def lost(self) -> set[str]: ...
     def release_all(self) -> None: ...
+    def drain(self) -> None:
+        """Take no more leases: the worker is stopping."""
+        ...
+
     def leases(self) -> Sequence[LeaseView]: ...
     def observe(
         self, lease_key: str, records: int, last_creation_ms: int | None, caught_up: bool
@@ -506,6 +510,7 @@ class Worker:
 
     def _shutdown(self) -> None:
         """Stop reading, flush within ``shutdown_timeout_s``, checkpoint what Kafka has, release."""
+        self._coordinator.drain()
         log.info("stopping: flushing %d shard(s)", len(self._readers))
         self._fetcher.close()  # pages fetched but not published are read again by the next owner
         remaining = self._publisher.flush(self._settings.shutdown_timeout_s)

@@ -175,6 +175,9 @@ class BenchCoordinator:
     ) -> None:
         return None
 
+    def drain(self) -> None:
+        return None
+
     def workers(self) -> set[str]:
         return set()
 

@@ -100,6 +100,8 @@ def test_rows_round_trip_with_and_without_load_attributes() -> None:
     lease = new_lease("t", "arn", "s1", ("p",), TRIM_HORIZON, owner="w1")
     loaded = replace(lease, load=ShardLoad(read_per_s=12.5, unread_since_ms=1_234, busy=True))
     assert _lease(_item(loaded, 1.0)) == loaded
+    released = replace(lease, owner=None, released_by="w1")
+    assert _lease(_item(released, 1.0)) == released
     assert _lease(_item(lease, 1.0)) == lease
     older = {k: v for k, v in _item(lease, 1.0).items() if k not in ("read_per_s", "busy")}
     assert _lease(older).load == IDLE  # rows written by an older bridge read as idle

@@ -17,7 +17,16 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from bridge.coordinator import LeaseCoordinator
-from bridge.leases import TRIM_HORIZON, Lease, Sighting, TakeReason, new_lease, taken, to_take
+from bridge.leases import (
+    TRIM_HORIZON,
+    Lease,
+    Sighting,
+    TakeReason,
+    new_lease,
+    released,
+    taken,
+    to_take,
+)
 from bridge.load import ShardLoad
 
 from .test_coordinator import ARN, SETTINGS, Clock, MemoryStore, Streams, open_shard
@@ -285,3 +294,33 @@ def test_an_early_take_round_takes_free_leases_but_does_not_steal_again() -> Non
     assert len(fleet.store.moves) == 13  # no second steal 1 s after the first
     fleet.run(TAKE_S)
     assert len(fleet.store.moves) == 14  # the regular round steals again
+
+
+def test_a_stopping_worker_takes_nothing_and_its_released_leases_go_at_once() -> None:
+    """3 -> 2 by SIGTERM: the stopping worker takes no lease while it drains; the two others take
+    its released leases at their next round, each up to its share, without waiting for its
+    last release (a released row names the worker leaving)."""
+    fleet = Fleet(shards=12, busy=set())
+    for name in ("w1", "w2", "w3"):
+        fleet.start(name)
+    fleet.run(60)
+    assert sorted(fleet.counts().values()) == [4, 4, 4]
+    leaving = fleet.workers["w3"]
+    leaving.drain()
+    theirs = sorted(s for s, owner in fleet.owners().items() if owner == "w3")
+    # It releases one lease; the rest are still held (as while its Kafka flush goes on).
+    first = fleet.store.by_shard(theirs[0])
+    assert fleet.store.replace(first, released(first))
+    before = fleet.clock.now
+    fleet.run(TAKE_S + 0.5)
+    owner = fleet.owners()[theirs[0]]
+    assert owner in ("w1", "w2")  # taken at once: w3 no longer counts, the share is 6
+    leaving.release_all()
+    fleet.workers.pop("w3")
+    fleet.run(TAKE_S + 0.5)
+    assert sorted(fleet.counts().values()) == [6, 6]
+    moves = fleet.moves_since(before)
+    assert {m.source for m in moves} == {None}  # only released leases moved, none stolen
+    assert {m.target for m in moves} == {"w1", "w2"}
+    fleet.run(120)
+    assert fleet.moves_since(fleet.clock.now - 120) == []

@@ -118,6 +118,9 @@ class FakeCoordinator:
     ) -> None:
         self.observed.append((lease_key, records, last_creation_ms, caught_up))
 
+    def drain(self) -> None:
+        self.calls.append(("drain",))
+
     def workers(self) -> set[str]:
         return {"w1"}
 
@@ -284,6 +287,7 @@ def test_stop_flushes_checkpoints_everything_acknowledged_then_releases() -> Non
     worker.run()
     assert publisher.flushed
     assert coordinator.calls == [
+        ("drain",),  # no lease taken while stopping
         ("checkpoint", key, seq(2), str(publisher.sent[1].event.version)),
         ("release_all",),
     ]
