@@ -12,8 +12,10 @@ from __future__ import annotations
 
 import datetime as dt
 import itertools
+import json
 import random
 import re
+import subprocess
 import threading
 import time
 from collections import Counter, defaultdict
@@ -26,14 +28,18 @@ from bridge.contract.event import Item
 from dynabridge.streamsim.hashing import key_hash
 from tests.e2e.checks import read_topic
 from tests.e2e.harness import E2E
-from tests.e2e.pipeline import Names, Pipeline, Role, base_config
+from tests.e2e.pipeline import DYNABRIDGE, Names, Pipeline, Role, _child_env, base_config
 from tests.e2e.workload import BATCH, KeyKind, Ledger, TableSpec, TableWriter
 from tests.polling import wait_for
 from tests.streamsim import SimTables, StreamSimServer
 
 SHARDS = 8
 BUSY = 2
-PACE_PER_S = 50.0
+PACE_PER_S = 30.0
+MARGIN_S = 8.0
+"""Over lease duration + take interval, for an ownership change on a loaded shared machine: the
+survivor's keeper makes its lease-table calls one after another, through the simulator to the
+shared moto, and was seen to scan the table 6 s late at load average 4-6."""
 FEWEST_MOVES = SHARDS - -(-SHARDS // 3)
 """From one worker holding every shard to three at their fair share, ceil(8 / 3) = 3 each."""
 TAKE_RE = re.compile(r"^(\S+ \S+) INFO .*took lease \S+#(\S+) from (\S+) \((\w+)\)")
@@ -127,7 +133,7 @@ def steady(pipeline: Pipeline, leases: LeaseTable, seconds: float) -> None:
     assert [m for m in moves(pipeline) if m.at >= settled + 2.0] == []
 
 
-def assert_few_moves(phase: list[Move], live: set[str], at_most: int) -> None:
+def assert_few_moves(phase: list[Move], live: set[str], at_most: int, take_s: float) -> None:
     steals = [m for m in phase if m.source in live]
     assert len(steals) <= at_most, steals
     history: dict[str, list[str]] = defaultdict(list)
@@ -137,8 +143,12 @@ def assert_few_moves(phase: list[Move], live: set[str], at_most: int) -> None:
     by_thief: dict[str, list[float]] = defaultdict(list)
     for move in steals:
         by_thief[move.target].append(move.at)
-    for thief, times in by_thief.items():  # one steal per take interval (1 s), log ms apart
-        assert all(b - a >= 0.9 for a, b in itertools.pairwise(times)), (thief, times)
+    # One steal per take interval: k more steals need k intervals. A log line follows its
+    # write, whose latency varies, so one interval's worth of slack (the unit tests check the
+    # pacing exactly, on a simulated clock).
+    for thief, times in by_thief.items():
+        for i, j in itertools.combinations(range(len(times)), 2):
+            assert times[j] - times[i] >= (j - i) * take_s - take_s, (thief, times)
 
 
 def write_until(
@@ -182,10 +192,11 @@ def test_workers_1_3_1_3_with_most_shards_idle(
         index_prefix=unique_name("reb") + "-",
     )
     config = base_config(names, e2e.kafka, e2e.es_url, streamsim.endpoint)
-    # Longer than the suite's 3 s: every lease-table write goes through the simulator to moto,
-    # and a renew round writes each held lease in turn; on a loaded machine a round can take
-    # seconds, and a lease expiring under a live worker would be a move this test counts.
-    config["bridge"].update(lease_duration_s=6.0, lease_renew_interval_s=1.0)
+    # The production default, not the suite's 3 s: every lease-table write goes through the
+    # simulator to moto and a renew round writes each held lease in turn; with three bridges
+    # reading backlogs on a loaded 2-core machine, renew rounds were seen to stall past 6 s,
+    # and a lease expiring under a live worker is a move this test would count.
+    config["bridge"].update(lease_duration_s=10.0, lease_renew_interval_s=2.0)
     workdir = e2e.workdir / "pipeline-sim"
     workdir.mkdir()
     pipeline = Pipeline(workdir, names, config, e2e.es_url)
@@ -207,8 +218,16 @@ def test_workers_1_3_1_3_with_most_shards_idle(
     )
     writing.start()
     figures: dict[str, float] = {}
+    test_started = time.monotonic()
     try:
-        wait_for(lambda: leases.busy() == busy_shards, 45, "the busy shards' rows to say so")
+        try:
+            waited = wait_for(
+                lambda: leases.busy() == busy_shards, 90, "the busy shards' rows to say so"
+            )
+        except AssertionError as error:
+            rows = {s: (r.get("busy"), r.get("read_per_s")) for s, r in leases.rows().items()}
+            raise AssertionError(f"{error}: expected {busy_shards}, rows {rows}") from None
+        figures["busy_rows_after_s"] = waited
         assert set(leases.owners().values()) == {"bridge-1"}
 
         # 1 -> 3
@@ -218,9 +237,9 @@ def test_workers_1_3_1_3_with_most_shards_idle(
         live = {"bridge-1", "bridge-2", "bridge-3"}
         wait_for(balanced(leases, live, busy_shards), 45, "three workers to balance")
         figures["balance_1_to_3_s"] = time.time() - start
-        steady(pipeline, leases, 8.0)
+        steady(pipeline, leases, 5.0)
         phase = [m for m in moves(pipeline) if m.at >= start]
-        assert_few_moves(phase, live, at_most=FEWEST_MOVES + 2)  # + one busy swap
+        assert_few_moves(phase, live, FEWEST_MOVES + 2, take_s)  # + one busy swap
         figures["moves_1_to_3"] = len(phase)
 
         # 3 -> 1: one stopped cleanly (releases), one killed (its leases expire), together
@@ -243,10 +262,11 @@ def test_workers_1_3_1_3_with_most_shards_idle(
         assert {m.target for m in phase} == {"bridge-1"}, phase  # the stopping one took none
         assert {m.reason for m in phase} <= {"unowned", "expired"}
         # A killed worker's shards: unread from the kill until their leases expire by the
-        # survivor's clock and its next (early) take round; plus a margin for a loaded machine.
+        # survivor's clock (counted from its first scan after the last renewal) and its next
+        # take round.
         orphaned_s = max(m.at for m in phase if m.shard in killed) - stop
         figures["killed_shards_owned_again_s"] = orphaned_s
-        assert orphaned_s <= duration_s + take_s + 3.0, figures
+        assert orphaned_s <= duration_s + take_s + MARGIN_S, figures
         # A stopped worker's shards: unowned from its release to the survivor's next round.
         released = released_at(pipeline, "bridge-2")
         gaps = [m.at - released[m.shard] for m in phase if m.shard in released]
@@ -255,7 +275,7 @@ def test_workers_1_3_1_3_with_most_shards_idle(
         figures["released_shards_owned_again_s"] = max(gaps)
         # At the survivor's next round, up to its fair share; the rest once the killed
         # worker's leases expire (until then the survivor counts it as alive).
-        assert max(gaps) <= duration_s + take_s + 3.0, figures
+        assert max(gaps) <= duration_s + take_s + MARGIN_S, figures
 
         # 1 -> 3 again, most shards idle; then steady
         start = time.time()
@@ -264,10 +284,25 @@ def test_workers_1_3_1_3_with_most_shards_idle(
         live = {"bridge-1", "bridge-4", "bridge-5"}
         wait_for(balanced(leases, live, busy_shards), 45, "three workers to balance again")
         figures["balance_1_to_3_again_s"] = time.time() - start
-        steady(pipeline, leases, 15.0)
+        steady(pipeline, leases, 10.0)
         phase = [m for m in moves(pipeline) if m.at >= start]
-        assert_few_moves(phase, live, at_most=FEWEST_MOVES + 2)  # + one busy swap
+        assert_few_moves(phase, live, FEWEST_MOVES + 2, take_s)  # + one busy swap
         figures["moves_1_to_3_again"] = len(phase)
+        # "Do we need more workers?" on the running pipeline: 2 busy shards, 4 per worker.
+        asked = time.monotonic()
+        status = subprocess.run(
+            [DYNABRIDGE, "status", "--json", "--config", str(pipeline.config_path)],
+            capture_output=True, text=True, timeout=120, env=_child_env(), check=False,
+        )  # fmt: skip
+        figures["status_s"] = time.monotonic() - asked
+        assert status.returncode == 0, status.stderr
+        scaling = json.loads(status.stdout)["scaling"]
+        bridge = scaling["bridge"]
+        assert (bridge["workers_alive"], bridge["open_shards"], bridge["busy_shards"]) == (3, 8, 2)
+        assert bridge["desired"] == 1, bridge
+        assert "2 busy shard(s), at most 4 per worker" in bridge["reason"]
+        assert scaling["indexer"]["desired"] == 1
+        assert scaling["indexer"]["members"] == 1
         idle_moved = Counter(m.shard for m in phase if m.shard not in busy_shards)
         assert max(idle_moved.values(), default=0) <= 1
     finally:
@@ -276,6 +311,7 @@ def test_workers_1_3_1_3_with_most_shards_idle(
     assert not errors, errors
     assert ledger.changes > 0
     figures["changes"] = ledger.changes
+    figures["phases_s"] = time.monotonic() - test_started
     e2e.wait(pipeline, [ledger], 120)
     assert pipeline.stop_all() == {"bridge-1": 0, "bridge-4": 0, "bridge-5": 0, "indexer-1": 0}
     # Nothing lost: every record the simulator emitted is in the topic (the oracle), and the
