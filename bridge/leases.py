@@ -333,7 +333,7 @@ def _steals(
     # A busy lease when the busy gap is 2 or more (it narrows), or when it is 1 and the victim
     # has nothing else (it flips to -1, no wider); never one that would widen the gap.
     if hot and (gap >= 2 or (gap >= 1 and not idle)):
-        pool = hot
+        pool, count = hot, min(count, max(1, gap // 2))  # each one narrows the gap by two
     elif idle:
         pool = idle
     else:

@@ -224,12 +224,12 @@ def lease(n: int, owner: str | None, busy: bool) -> Lease:
     return replace(row, load=ShardLoad(50.0, None, True)) if busy else row
 
 
-def round_of(leases: list[Lease], worker: str) -> list[Lease]:
+def round_of(leases: list[Lease], worker: str, steal: int = 1) -> list[Lease]:
     held = frozenset(row.lease_key for row in leases if row.owner == worker)
     seen = {row.lease_key: Sighting(row.counter, 0.0) for row in leases}
     takes = to_take(
         leases, seen, 0.0, worker_id=worker, held=held, lease_duration_s=DURATION_S,
-        max_leases_to_steal=1, rng=random.Random(7),
+        max_leases_to_steal=steal, rng=random.Random(7),
     )  # fmt: skip
     keys = {take.lease.lease_key for take in takes}
     assert all(take.reason is not TakeReason.EXPIRED for take in takes)
@@ -241,9 +241,10 @@ def round_of(leases: list[Lease], worker: str) -> list[Lease]:
     workers=st.integers(2, 5),
     assignment=st.lists(st.tuples(st.integers(-1, 4), st.booleans()), min_size=1, max_size=24),
     order_seed=st.integers(0, 1000),
+    steal=st.integers(1, 3),
 )
 def test_busy_and_idle_leases_both_balance_then_stay_put(
-    workers: int, assignment: list[tuple[int, bool]], order_seed: int
+    workers: int, assignment: list[tuple[int, bool]], order_seed: int, steal: int
 ) -> None:
     names = [f"w{i}" for i in range(workers)]
     leases = [
@@ -256,7 +257,7 @@ def test_busy_and_idle_leases_both_balance_then_stay_put(
         moved = False
         for worker in order.sample(names, len(names)):
             before = {row.shard_id: row.owner for row in leases}
-            leases = round_of(leases, worker)
+            leases = round_of(leases, worker, steal)
             for row in leases:
                 if row.owner != before[row.shard_id]:
                     moves.append((row.shard_id, before[row.shard_id], worker))
