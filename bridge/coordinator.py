@@ -176,9 +176,9 @@ class LeaseCoordinator:
 
     def drain(self) -> None:
         """Stopping: keep renewing what we hold until release_all(), but take nothing more (a
-        lease taken now would only be released again moments later)."""
-        with self._lock:
-            self._draining = True
+        lease taken now would only be released again moments later). Never waits for a
+        lease-table call: a take round already running finishes, the next one takes nothing."""
+        self._draining = True
 
     def release_all(self) -> None:
         """Give every held lease up; afterwards :meth:`tick` renews and takes nothing."""

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 from dataclasses import replace
 
 from bridge.lease_store import _item, _lease
@@ -105,3 +106,29 @@ def test_rows_round_trip_with_and_without_load_attributes() -> None:
     assert _lease(_item(lease, 1.0)) == lease
     older = {k: v for k, v in _item(lease, 1.0).items() if k not in ("read_per_s", "busy")}
     assert _lease(older).load == IDLE  # rows written by an older bridge read as idle
+
+
+def test_the_loops_calls_never_wait_for_a_lease_table_call() -> None:
+    """observe(), workers() and drain() come from the loop, which never waits on the lease
+    table: they must not need the lock the keeper holds across Scans and writes."""
+    clock, store = Clock(), MemoryStore()
+    coord = coordinator(store, Streams(open_shard("s1")), clock)
+    coord.start()
+    coord.tick()
+    key = store.by_shard("s1").lease_key
+    done = threading.Event()
+
+    def loop_calls() -> None:
+        coord.observe(key, 10, 1_000, caught_up=False)
+        assert coord.workers() == {"w1"}
+        coord.drain()
+        done.set()
+
+    with coord._lock:  # what a keeper round blocked in a slow Scan looks like
+        caller = threading.Thread(target=loop_calls)
+        caller.start()
+        assert done.wait(5), "a loop call waited for the coordinator's lock"
+    caller.join()
+    clock.now += SETTINGS.lease_renew_interval_s
+    coord.tick()  # the renewal folds the page observed meanwhile
+    assert store.by_shard("s1").load.unread_since_ms == 1_000
