@@ -29,6 +29,7 @@ from bridge.leases import (
     LeaseTableUnavailable,
     Sighting,
 )
+from bridge.load import LoadMeter, ShardLoad
 from bridge.runtime.settings import BridgeSettings, ConfigError, StartPosition, TrimmedPolicy
 from bridge.shards import Shard, StreamInfo, StreamUnavailable, check_view_type
 
@@ -124,11 +125,18 @@ class LeaseCoordinator:
         self._held: dict[str, float] = {}  # lease key -> our clock at the last accepted write
         self._seen: dict[str, Sighting] = {}
         self._lost: set[str] = set()
+        # Lease key -> its shard's load, folded into every write of the row (bridge/load.py).
+        # A lock of its own: the loop counts pages without waiting for lease-table calls.
+        self._meters: dict[str, LoadMeter] = {}
+        self._meters_lock = threading.Lock()
+        self._live: frozenset[str] = frozenset({worker_id})  # as of the last Scan
         self._next_sync = self._next_renew = self._next_take = 0.0
+        self._last_steal = -math.inf  # our clock at the last steal: one steal round per interval
         # Held across lease-table calls (a Scan must not interleave with our own writes, or it
         # would show an older counter of a lease we hold), never across DescribeStream.
         self._lock = threading.Lock()
         self._closed = False  # release_all() ran: nothing may be renewed or taken again
+        self._draining = False  # drain() ran: renew, but take nothing more
 
     # -- lifecycle ----------------------------------------------------------------------
 
@@ -195,7 +203,8 @@ class LeaseCoordinator:
                 self._sync(listings, now)
                 self._next_sync = now + self._settings.shard_sync_interval_s
             if take_due:
-                self._take(now)
+                if not self._draining:
+                    self._take(now)
                 self._next_take = self._next_take_at(now)
             self._check_checkpoints()
 
@@ -206,6 +215,12 @@ class LeaseCoordinator:
                 return math.inf
             lookups = [lookup.due_at for lookup in self._child_lookups.values()]
             return min(self._next_renew, self._next_sync, self._next_take, *lookups)
+
+    def drain(self) -> None:
+        """Stopping: keep renewing what we hold until release_all(), but take nothing more (a
+        lease taken now would only be released again moments later). Never waits for a
+        lease-table call: a take round already running finishes, the next one takes nothing."""
+        self._draining = True
 
     def release_all(self) -> None:
         """Give every held lease up; afterwards :meth:`tick` renews and takes nothing."""
@@ -220,6 +235,7 @@ class LeaseCoordinator:
                 except LeaseTableUnavailable as exc:
                     log.warning("could not release lease %s (it will expire instead): %s", key, exc)
             self._held.clear()
+            self._forget_load()
 
     # -- queries ------------------------------------------------------------------------
 
@@ -246,6 +262,43 @@ class LeaseCoordinator:
         with self._lock:
             rows = list(self._leases.values())
         return sorted(rows, key=lambda lease: (lease.table, lease.shard_id))
+
+    def workers(self) -> set[str]:
+        """Workers alive by our clock as of the last Scan: owners of unexpired live leases, and
+        ourselves. Never waits for a lease-table call."""
+        return set(self._live)
+
+    # -- the shards' load, carried by every write of their rows -------------------------
+
+    def observe(
+        self, lease_key: str, records: int, last_creation_ms: int | None, caught_up: bool
+    ) -> None:
+        """One page read from a held shard: counted into the load its next write carries."""
+        with self._meters_lock:
+            meter = self._meters.get(lease_key)
+            if meter is None:
+                meter = self._meters[lease_key] = LoadMeter(
+                    busy_per_s=self._settings.busy_records_per_s
+                )
+            meter.observe(records, last_creation_ms, caught_up)
+
+    def _load_now(self, lease_key: str, now: float) -> ShardLoad:
+        """The load a write of a held lease carries. Seeded from the row: a new owner goes on
+        from the old one's measure, so a busy shard does not look idle right after it moved."""
+        with self._meters_lock:
+            meter = self._meters.get(lease_key)
+            if meter is None:
+                meter = self._meters[lease_key] = LoadMeter(
+                    busy_per_s=self._settings.busy_records_per_s
+                )
+            since = self._held.get(lease_key, now)  # measuring since it became ours
+            return meter.snapshot(now, self._leases[lease_key].load, since)
+
+    def _forget_load(self, keep: frozenset[str] | None = None) -> None:
+        """Drop the meters of leases no longer held (all without ``keep``)."""
+        with self._meters_lock:
+            for key in [k for k in self._meters if keep is None or k not in keep]:
+                del self._meters[key]
 
     # -- writes on behalf of the reader -------------------------------------------------
 
@@ -284,6 +337,7 @@ class LeaseCoordinator:
         # Freshness counts from the moment the write was sent, not answered: another worker
         # may have started its expiry clock on this counter while the response was slow.
         sent_at = self._clock()
+        new = lm.with_load(new, self._load_now(lease_key, sent_at))
         if not self._store.replace(self._leases[lease_key], new):
             self._lose(lease_key, "conditional write refused")
             return False
@@ -311,6 +365,16 @@ class LeaseCoordinator:
                 self._lose(key, "the lease table shows another owner or a newer write")
         self._leases = ours
         self._seen = lm.sightings(self._seen, ours.values(), now)
+        self._forget_load(keep=frozenset(self._held))
+        counts = lm.loads(
+            ours.values(),
+            self._seen,
+            now,
+            worker_id=self._worker_id,
+            held=frozenset(self._held),
+            lease_duration_s=self._settings.lease_duration_s,
+        )
+        self._live = frozenset(counts)
 
     def _renew(self, keys: Sequence[str]) -> None:
         """One conditional write per lease, each under the lock on its own: a slow lease table
@@ -492,32 +556,39 @@ class LeaseCoordinator:
                 log.warning("could not record the gap of %s, retrying: %s", lease.lease_key, exc)
 
     def _take(self, now: float) -> None:
+        # Early rounds (a lease about to expire) take free leases, but steal no sooner than a
+        # take interval after the last steal: at most one steal round per interval.
+        settings = self._settings
+        may_steal = now - self._last_steal >= settings.lease_take_interval_s
         takes = lm.to_take(
             list(self._leases.values()),
             self._seen,
             now,
             worker_id=self._worker_id,
             held=frozenset(self._held),
-            lease_duration_s=self._settings.lease_duration_s,
-            max_leases_to_steal=self._settings.max_leases_to_steal,
+            lease_duration_s=settings.lease_duration_s,
+            max_leases_to_steal=settings.max_leases_to_steal if may_steal else 0,
             rng=self._rng,
         )
         for take in takes:
             try:
-                self._take_one(take.lease, now, take.reason.value)
+                taken = self._take_one(take.lease, now, take.reason.value)
             except LeaseTableUnavailable as exc:
                 log.warning("take round stopped, lease table unavailable: %s", exc)
                 return
+            if taken and take.reason in (lm.TakeReason.STEAL, lm.TakeReason.BALANCE):
+                self._last_steal = now
 
-    def _take_one(self, lease: Lease, now: float, reason: str) -> None:
+    def _take_one(self, lease: Lease, now: float, reason: str) -> bool:
         new = lm.taken(lease, self._worker_id)
         if self._store.replace(lease, new):
             self._leases[lease.lease_key] = new
             self._held[lease.lease_key] = now
             self._seen[lease.lease_key] = Sighting(new.counter, now)
             log.info("took lease %s from %s (%s)", lease.lease_key, lease.owner, reason)
-        else:
-            log.info("lease %s changed before we could take it", lease.lease_key)
+            return True
+        log.info("lease %s changed before we could take it", lease.lease_key)
+        return False
 
     def _next_take_at(self, now: float) -> float:
         """The next take round, early enough to catch the next lease that expires."""

@@ -19,6 +19,9 @@ log = logging.getLogger(__name__)
 
 MAX_WAIT_S = 1.0
 """Longest nap between looks at the clock; the coordinator says when work is due."""
+STOP_TIMEOUT_S = 10.0
+"""Longest wait for a tick still inside a lease-table call at shutdown (part of the grace time a
+stopping bridge needs, docs/deploy.md)."""
 
 
 class Tickable(Protocol):
@@ -49,7 +52,7 @@ class LeaseKeeper:
     def start(self) -> None:
         self._thread.start()
 
-    def stop(self, timeout_s: float = 10.0) -> None:
+    def stop(self, timeout_s: float = STOP_TIMEOUT_S) -> None:
         """Stop ticking; returns once no tick runs (or after ``timeout_s``, logged)."""
         self._stop.set()
         if not self._thread.is_alive():

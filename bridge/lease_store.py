@@ -22,6 +22,7 @@ from bridge.aws import (
     with_hint,
 )
 from bridge.leases import BACKFILL_ROW_PREFIX, Lease, LeaseTableError, LeaseTableUnavailable
+from bridge.load import ShardLoad
 
 if TYPE_CHECKING:
     from mypy_boto3_dynamodb import DynamoDBClient
@@ -190,10 +191,27 @@ def _item(lease: Lease, updated_at: float) -> dict[str, Any]:
         "last_version": {"N": str(lease.last_version)},
         "gaps": {"L": [{"S": gap} for gap in lease.gaps]},
         "updated_at": {"N": f"{updated_at:.3f}"},  # for operators; never used to judge expiry
+        # The owner's measure of the shard, for balancing and scaling (bridge/load.py).
+        "read_per_s": {"N": f"{lease.load.read_per_s:.3f}"},
+        "busy": {"BOOL": lease.load.busy},
     }
     if lease.owner is not None:
         item["lease_owner"] = {"S": lease.owner}
+    if lease.load.unread_since_ms is not None:
+        item["unread_since_ms"] = {"N": str(lease.load.unread_since_ms)}
+    if lease.released_by is not None:
+        item["released_by"] = {"S": lease.released_by}
     return item
+
+
+def _load(item: dict[str, Any]) -> ShardLoad:
+    """A row's load; rows written before these attributes existed read as idle."""
+    since = item.get("unread_since_ms")
+    return ShardLoad(
+        read_per_s=float(item.get("read_per_s", {}).get("N", "0")),
+        unread_since_ms=None if since is None else int(since["N"]),
+        busy=bool(item.get("busy", {}).get("BOOL", False)),
+    )
 
 
 def _lease(item: dict[str, Any]) -> Lease:
@@ -209,6 +227,8 @@ def _lease(item: dict[str, Any]) -> Lease:
             checkpoint=item["checkpoint"]["S"],
             last_version=int(item["last_version"]["N"]),
             gaps=tuple(gap["S"] for gap in item.get("gaps", {}).get("L", [])),
+            load=_load(item),
+            released_by=item["released_by"]["S"] if "released_by" in item else None,
         )
     except (KeyError, ValueError) as exc:
         raise LeaseTableError(

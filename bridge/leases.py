@@ -18,6 +18,8 @@ from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, replace
 
+from bridge.load import IDLE, ShardLoad
+
 TRIM_HORIZON = "TRIM_HORIZON"
 LATEST = "LATEST"
 SHARD_END = "SHARD_END"
@@ -53,6 +55,8 @@ class Lease:
     checkpoint: str  # sentinel or last acknowledged sequence number
     last_version: int  # version of the record at `checkpoint` (0 if none yet)
     gaps: tuple[str, ...] = ()  # recorded trimmed-data gaps, if the skip policy was used
+    load: ShardLoad = IDLE  # the owner's last measure (bridge/load.py): steers balancing only
+    released_by: str | None = None  # who gave it up on shutdown; cleared when it is taken
 
     @property
     def finished(self) -> bool:
@@ -97,11 +101,17 @@ def renewed(lease: Lease) -> Lease:
 
 
 def taken(lease: Lease, worker_id: str) -> Lease:
-    return replace(lease, owner=worker_id, counter=lease.counter + 1)
+    return replace(lease, owner=worker_id, released_by=None, counter=lease.counter + 1)
 
 
 def released(lease: Lease) -> Lease:
-    return replace(lease, owner=None, counter=lease.counter + 1)
+    """Given up on shutdown; the row says by whom, so the others know that worker is leaving."""
+    return replace(lease, owner=None, released_by=lease.owner, counter=lease.counter + 1)
+
+
+def with_load(lease: Lease, load: ShardLoad) -> Lease:
+    """The same write carrying the owner's latest measure of the shard (no counter change)."""
+    return replace(lease, load=load)
 
 
 def with_gap(lease: Lease, gap: str) -> Lease:
@@ -179,6 +189,8 @@ class TakeReason(enum.StrEnum):
     UNOWNED = "unowned"
     EXPIRED = "expired"
     STEAL = "steal"
+    BALANCE = "balance"
+    """A busy lease stolen to spread busy leases; counts are balanced already."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -200,10 +212,19 @@ def loads(
     held: frozenset[str],
     lease_duration_s: float,
 ) -> Counter[str]:
-    """Live leases per known worker (owners of unexpired leases, plus ourselves)."""
+    """Live leases per known worker (owners of unexpired leases, plus ourselves).
+
+    A worker that released a lease still unowned is leaving (it releases its leases one by one
+    on shutdown, the rest follow at once): it is not counted, so the others' fair share covers
+    its leases and they take the released ones without waiting for its last release.
+    """
+    leases = list(leases)
+    leaving = {
+        lease.released_by for lease in leases if lease.owner is None and lease.released_by
+    } - {worker_id}
     counts: Counter[str] = Counter({worker_id: 0})
     for lease in leases:
-        if lease.finished or lease.owner is None:
+        if lease.finished or lease.owner is None or lease.owner in leaving:
             continue
         if lease.owner == worker_id:
             if lease.lease_key in held:
@@ -226,45 +247,76 @@ def to_take(
 ) -> list[Take]:
     """Leases this worker should take now: unowned/expired ones first, else steal gradually.
 
-    Target is the fair share ceil(live leases / known workers). Stealing takes at most
-    ``max_leases_to_steal`` from the most loaded worker, and only when it is above the target,
-    or exactly at it while we need more than one (otherwise 4 leases over 3 workers would stay
-    at 2/2/0 forever).
+    Target is the fair share ceil(live leases / known workers). Below it, free leases are taken
+    (busy ones first), else up to ``max_leases_to_steal`` are stolen from the most loaded worker,
+    only when it is above the target, or exactly at it while we need more than one (otherwise 4
+    leases over 3 workers would stay at 2/2/0 forever). Which of its leases: a busy one when
+    that narrows the gap in busy leases between it and us by two, else an idle one.
+
+    Busy leases are balanced too (``Lease.load.busy``, measured by the owners): a worker at or
+    below the target steals one busy lease from the worker with the most, when that one holds
+    at least two more than we do. Every steal lowers (sum of busy leases squared, sum of leases
+    squared) in lexicographic order, so with a given set of workers and busy flags balancing
+    ends after finitely many moves and no lease moves back and forth.
     """
     live = [lease for lease in leases if not lease.finished]
     counts = loads(
         live, seen, now, worker_id=worker_id, held=held, lease_duration_s=lease_duration_s
     )
-    need = fair_share(len(live), len(counts)) - counts[worker_id]
-    if need <= 0:
-        return []
-    free = [
-        lease
-        for lease in live
-        if lease.lease_key not in held
-        and (
-            lease.owner is None or expired(lease, seen.get(lease.lease_key), now, lease_duration_s)
-        )
-    ]
-    if free:
-        rng.shuffle(free)
-        return [
-            Take(lease, TakeReason.UNOWNED if lease.owner is None else TakeReason.EXPIRED)
-            for lease in free[:need]
+    target = fair_share(len(live), len(counts))
+    need = target - counts[worker_id]
+    if need > 0:
+        free = [
+            lease
+            for lease in live
+            if lease.lease_key not in held
+            and (
+                lease.owner is None
+                or expired(lease, seen.get(lease.lease_key), now, lease_duration_s)
+            )
         ]
-    return _steals(live, counts, need, worker_id, max_leases_to_steal, rng)
+        if free:
+            rng.shuffle(free)
+            free.sort(key=lambda lease: not lease.load.busy)  # stable: busy first, else shuffled
+            return [
+                Take(lease, TakeReason.UNOWNED if lease.owner is None else TakeReason.EXPIRED)
+                for lease in free[:need]
+            ]
+    if max_leases_to_steal <= 0:
+        return []
+    busy = _busy_counts(live, counts, worker_id, held)
+    if need > 0:
+        steals = _steals(live, counts, busy, need, worker_id, max_leases_to_steal, rng)
+        if steals:
+            return steals
+    return _busy_steal(live, counts, busy, worker_id, rng)
+
+
+def _busy_counts(
+    live: Sequence[Lease], counts: Counter[str], worker_id: str, held: frozenset[str]
+) -> Counter[str]:
+    """Busy live leases per known worker (as :func:`loads` counts them)."""
+    busy: Counter[str] = Counter(dict.fromkeys(counts, 0))
+    for lease in live:
+        owner = lease.owner
+        if owner is None or owner not in counts or not lease.load.busy:
+            continue
+        if owner != worker_id or lease.lease_key in held:
+            busy[owner] += 1
+    return busy
 
 
 def _steals(
     live: Sequence[Lease],
     counts: Counter[str],
+    busy: Counter[str],
     need: int,
     worker_id: str,
     max_leases_to_steal: int,
     rng: random.Random,
 ) -> list[Take]:
     others = [(count, owner) for owner, count in counts.items() if owner != worker_id]
-    if not others or max_leases_to_steal <= 0:
+    if not others:
         return []
     most, victim = max(others)  # ties broken by name: deterministic, and any choice converges
     target = fair_share(len(live), len(counts))
@@ -274,5 +326,36 @@ def _steals(
         count = 1
     else:
         return []
-    candidates = [lease for lease in live if lease.owner == victim]
-    return [Take(lease, TakeReason.STEAL) for lease in rng.sample(candidates, count)]
+    theirs = [lease for lease in live if lease.owner == victim]
+    hot = [lease for lease in theirs if lease.load.busy]
+    idle = [lease for lease in theirs if not lease.load.busy]
+    gap = busy[victim] - busy[worker_id]
+    # A busy lease when the busy gap is 2 or more (it narrows), or when it is 1 and the victim
+    # has nothing else (it flips to -1, no wider); never one that would widen the gap.
+    if hot and (gap >= 2 or (gap >= 1 and not idle)):
+        pool, count = hot, min(count, max(1, gap // 2))  # each one narrows the gap by two
+    elif idle:
+        pool = idle
+    else:
+        return []
+    return [Take(lease, TakeReason.STEAL) for lease in rng.sample(pool, min(count, len(pool)))]
+
+
+def _busy_steal(
+    live: Sequence[Lease],
+    counts: Counter[str],
+    busy: Counter[str],
+    worker_id: str,
+    rng: random.Random,
+) -> list[Take]:
+    """One busy lease from the worker holding the most, if it holds two more than we do."""
+    if counts[worker_id] > fair_share(len(live), len(counts)):
+        return []
+    others = [(n, owner) for owner, n in busy.items() if owner != worker_id]
+    if not others:
+        return []
+    most, victim = max(others)
+    if most - busy[worker_id] < 2:
+        return []
+    hot = [lease for lease in live if lease.owner == victim and lease.load.busy]
+    return [Take(rng.choice(hot), TakeReason.BALANCE)]

@@ -49,6 +49,7 @@ def run_bridge(settings: Settings, stop: threading.Event | None = None) -> int:
     from bridge.metrics import BridgeMetrics
     from bridge.producer import KafkaPublisher, ensure_topics
     from bridge.runtime.health import Heartbeat
+    from bridge.scaling import BridgeTargets
     from bridge.streams import Binaries, DynamoStreams
     from bridge.worker import Worker
 
@@ -94,6 +95,10 @@ def run_bridge(settings: Settings, stop: threading.Event | None = None) -> int:
             fetcher=fetcher,
             checkpoints=CheckpointWriter(coordinator),
             lease_snapshots=LeaseSnapshots(coordinator),
+            scaling=BridgeTargets(
+                settings.scaling.bridge_max_unread_age_s,
+                settings.scaling.bridge_busy_shards_per_worker,
+            ),
         )
         # What exists now (modules, clients, settings) lives as long as the process: frozen, it
         # is left out of the collections that the pages' objects trigger.

@@ -6,8 +6,11 @@ Counters move per page or per checkpoint, never per record, to stay off the hot 
 from __future__ import annotations
 
 import contextlib
+from collections.abc import Iterable
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+
+from bridge.scaling import Fleet
 
 TRIM_HORIZON_S = 24 * 3600
 """DynamoDB Streams keeps records for 24 hours, then may trim them at any moment."""
@@ -66,6 +69,7 @@ class BridgeMetrics:
             p + "in_flight_records", "Records handed to Kafka, not yet acknowledged", registry=r
         )
         self._read_path(p, r)
+        self._declare_scaling(r, p)
 
     def _read_path(self, p: str, r: CollectorRegistry) -> None:
         """The cost of each stage a record goes through, per page (one observation each)."""
@@ -115,6 +119,77 @@ class BridgeMetrics:
 
     def forget_shard(self, table: str, shard_id: str) -> None:
         """Drop a shard's series once this worker no longer reads it."""
-        for gauge in (self.iterator_age_s, self.time_to_trim_s):
+        for gauge in (self.iterator_age_s, self.time_to_trim_s, self.unread_age_s):
             with contextlib.suppress(KeyError):
                 gauge.remove(table, shard_id)
+
+    # -- scaling signals (docs/operations.md, Scaling) -----------------------------------------
+    # fleet_* and desired_workers come from the lease table: every worker exports the same
+    # values (aggregate with max()); the others are this worker's own.
+
+    def _declare_scaling(self, r: CollectorRegistry, p: str) -> None:
+        self.unread_age_s = Gauge(
+            p + "unread_age_seconds",
+            "Age of the oldest unread record of a shard this worker holds (an upper bound)",
+            _SHARD,
+            registry=r,
+        )
+        self.busy_leases_owned = Gauge(
+            p + "busy_leases_owned", "Busy shard leases this worker holds", registry=r
+        )
+        self.fleet_open_shards = Gauge(
+            p + "fleet_open_shards", "Shards not finished (SHARD_END), per table", ["table"],
+            registry=r,
+        )  # fmt: skip
+        self.fleet_busy_shards = Gauge(
+            p + "fleet_busy_shards", "Shards their owner measures busy, per table", ["table"],
+            registry=r,
+        )  # fmt: skip
+        self.fleet_read_per_s = Gauge(
+            p + "fleet_read_records_per_second",
+            "Records read per second by the whole fleet, per table (smoothed over a minute)",
+            ["table"],
+            registry=r,
+        )
+        self.fleet_oldest_unread_age_s = Gauge(
+            p + "fleet_oldest_unread_age_seconds",
+            "Age of the oldest unread record of any shard of the table (0: nothing waiting)",
+            ["table"],
+            registry=r,
+        )
+        self.fleet_workers = Gauge(
+            p + "fleet_workers", "Live bridge workers (owners of unexpired leases)", registry=r
+        )
+        self.desired_workers = Gauge(
+            p + "desired_workers",
+            "Bridge workers the fleet needs now (docs/operations.md, Scaling)",
+            registry=r,
+        )
+        self._fleet_tables: set[str] = set()
+
+    def fleet(self, view: Fleet, worker_id: str) -> None:
+        """Export the fleet's load as the lease table shows it, and this worker's share."""
+        tables = {load.table for load in view.tables}
+        for gone in self._fleet_tables - tables:
+            for gauge in (
+                self.fleet_open_shards,
+                self.fleet_busy_shards,
+                self.fleet_read_per_s,
+                self.fleet_oldest_unread_age_s,
+            ):
+                with contextlib.suppress(KeyError):
+                    gauge.remove(gone)
+        self._fleet_tables = tables
+        for load in view.tables:
+            self.fleet_open_shards.labels(load.table).set(load.open_shards)
+            self.fleet_busy_shards.labels(load.table).set(load.busy_shards)
+            self.fleet_read_per_s.labels(load.table).set(load.read_per_s)
+            self.fleet_oldest_unread_age_s.labels(load.table).set(load.oldest_unread_age_s or 0.0)
+        self.fleet_workers.set(view.workers)
+        self.desired_workers.set(view.desired.count)
+        self.busy_leases_owned.set(view.busy_per_worker.get(worker_id, 0))
+
+    def unread_ages(self, ages: Iterable[tuple[str, str, float]]) -> None:
+        """Set (table, shard, age) for the shards this worker holds."""
+        for table, shard_id, age_s in ages:
+            self.unread_age_s.labels(table, shard_id).set(age_s)

@@ -28,11 +28,13 @@ from bridge.contract.event import ChangeEvent
 from bridge.fetcher import DEFAULT_BYTES_PER_RECORD, Completed, InlineFetcher, page_limit
 from bridge.lease_snapshots import LeaseSnapshots, LeaseSource
 from bridge.leases import SHARD_END, LeaseTableUnavailable
+from bridge.load import ShardLoad
 from bridge.metrics import BridgeMetrics
 from bridge.reader import FetchRequest, Gap, ReadResult, ShardReader, StreamsClient
 from bridge.records import ShardSource
 from bridge.runtime.health import Heartbeat
 from bridge.runtime.settings import BridgeSettings
+from bridge.scaling import BridgeTargets, fleet
 
 log = logging.getLogger(__name__)
 
@@ -44,6 +46,8 @@ FETCH_WAKE_S = 0.005
 """While fetches and Kafka deliveries are both outstanding, the loop serves delivery reports in
 slices this long and looks for finished fetches between them (librdkafka's poll cannot be
 woken by another thread)."""
+SCALING_REPORT_INTERVAL_S = 5.0
+"""How often the scaling metrics are computed from the lease rows (a take round's pace)."""
 
 
 class TrimmedDataLostError(Exception):
@@ -67,6 +71,8 @@ class LeaseView(Protocol):
     def checkpoint(self) -> str: ...
     @property
     def last_version(self) -> int: ...
+    @property
+    def load(self) -> ShardLoad: ...
 
 
 class Coordinator(Protocol):
@@ -78,7 +84,20 @@ class Coordinator(Protocol):
     def record_gap(self, lease_key: str, gap: str) -> bool: ...
     def lost(self) -> set[str]: ...
     def release_all(self) -> None: ...
+    def drain(self) -> None:
+        """Take no more leases: the worker is stopping."""
+        ...
+
     def leases(self) -> Sequence[LeaseView]: ...
+    def observe(
+        self, lease_key: str, records: int, last_creation_ms: int | None, caught_up: bool
+    ) -> None:
+        """Count a page read into the shard's load, carried by the lease's next write."""
+        ...
+
+    def workers(self) -> set[str]:
+        """Live workers as the lease table shows them, ourselves included."""
+        ...
 
 
 class Keeper(Protocol):
@@ -155,6 +174,7 @@ class Worker:
         checkpoints: CheckpointStage | None = None,
         lease_snapshots: LeaseSnapshots[LeaseView] | None = None,
         timer: Callable[[], float] = time.perf_counter,
+        scaling: BridgeTargets | None = None,
     ) -> None:
         self._coordinator = coordinator
         self._snapshots = lease_snapshots
@@ -179,6 +199,8 @@ class Worker:
         self._finished: set[str] = set()
         """Leases this loop wrote SHARD_END for: a lease view taken before that write may still
         show them readable, and reading one again would re-publish a parent after its children."""
+        self._scaling = scaling or BridgeTargets()
+        self._next_scaling_report = 0.0
 
     def run(self) -> None:
         """Turn until ``stop``; the caller has already run ``coordinator.start()``."""
@@ -208,6 +230,7 @@ class Worker:
             self._collect(completed)
         self._publisher.poll(0)
         self._settle(self._clock(), final=False)
+        self._report_scaling(self._clock())
         self._heartbeat.beat()
         self._wait()
 
@@ -307,6 +330,9 @@ class Worker:
 
     def _publish(self, reader: ShardReader, result: ReadResult) -> None:
         source = reader.source
+        self._coordinator.observe(
+            reader.lease_key, len(result.events), result.last_creation_ms, result.caught_up
+        )
         if result.events:
             self._metrics.records_read.labels(source.table).inc(len(result.events))
             started = self._timer()
@@ -342,6 +368,21 @@ class Worker:
         """A page's last record's delivery report: also how long Kafka took to acknowledge."""
         delivered(token, error)
         self._metrics.produce_ack_s.labels(table).observe(self._timer() - handed_at)
+
+    def _report_scaling(self, now: float) -> None:
+        """The fleet's load and desired worker count, from the lease rows (every few seconds)."""
+        if now < self._next_scaling_report:
+            return
+        self._next_scaling_report = now + SCALING_REPORT_INTERVAL_S
+        rows = self._view.leases()  # a snapshot: the loop never waits on the lease table
+        now_s = self._wall_clock()
+        view = fleet(rows, self._coordinator.workers(), now_s, self._scaling)
+        self._metrics.fleet(view, self._settings.worker_id)
+        self._metrics.unread_ages(
+            (lease.table, lease.shard_id, lease.load.unread_age_s(now_s) or 0.0)
+            for lease in rows
+            if lease.lease_key in self._readers
+        )
 
     def _gap(self, reader: ShardReader, gap: Gap) -> None:
         self._metrics.trimmed_gaps.labels(reader.source.table).inc()
@@ -478,6 +519,7 @@ class Worker:
 
     def _shutdown(self) -> None:
         """Stop reading, flush within ``shutdown_timeout_s``, checkpoint what Kafka has, release."""
+        self._coordinator.drain()
         log.info("stopping: flushing %d shard(s)", len(self._readers))
         self._fetcher.close()  # pages fetched but not published are read again by the next owner
         remaining = self._publisher.flush(self._settings.shutdown_timeout_s)

@@ -162,6 +162,9 @@ class BridgeSettings(_Section):
     shutdown_timeout_s: float = Field(default=20.0, gt=0)
     stall_timeout_s: float = Field(default=60.0, gt=0)
     """The health endpoint turns unhealthy when the loop has not turned for this long."""
+    busy_records_per_s: float = Field(default=1.0, gt=0)
+    """A shard read at this many records/s or more (smoothed over a minute) is busy; it turns
+    idle again below half of it. Balancing spreads busy shards; scaling counts them."""
 
     _csv = field_validator("tables", mode="before")(_split_csv)
 
@@ -254,6 +257,19 @@ class MetricsSettings(_Section):
         return self.port if self.port is not None else DEFAULT_METRICS_PORTS[process]
 
 
+class ScalingSettings(_Section):
+    """Targets of the desired worker counts (docs/operations.md, Scaling)."""
+
+    bridge_max_unread_age_s: float = Field(default=60.0, gt=0)
+    """No shard's oldest unread record should be older than this."""
+    bridge_busy_shards_per_worker: int = Field(default=4, ge=1)
+    """No bridge worker should read more busy shards than this."""
+    indexer_drain_s: float = Field(default=60.0, gt=0)
+    """The indexer group's lag should be drained within this long."""
+    indexer_records_per_s_per_consumer: float = Field(default=1000.0, gt=0)
+    """What one indexer consumes per second at least: assumed until a higher rate is seen."""
+
+
 class LoggingSettings(_Section):
     level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
     format: Literal["json", "text"] = "json"
@@ -279,6 +295,7 @@ class Settings(BaseSettings):
     indexer: IndexerSettings = Field(default_factory=IndexerSettings)
     search: SearchSettings = Field(default_factory=SearchSettings)
     metrics: MetricsSettings = Field(default_factory=MetricsSettings)
+    scaling: ScalingSettings = Field(default_factory=ScalingSettings)
     logging: LoggingSettings = Field(default_factory=LoggingSettings)
 
     @classmethod

@@ -73,6 +73,7 @@ def _run(
     from consumers.indexer.batching import Limits
     from consumers.indexer.dlq import DeadLetterProducer, ensure_dlq_topics
     from consumers.indexer.kafka import KafkaConsumer, consumer_config
+    from consumers.indexer.scaling import IndexerTargets
     from consumers.indexer.tombstones import TombstonePurger
     from consumers.indexer.typed_fields import typed_rules
     from consumers.indexer.worker import LoopConfig, Worker
@@ -90,6 +91,9 @@ def _run(
         shutdown_timeout_s=indexer.shutdown_timeout_s,
         typed_rules=typed_rules(settings.search),
         index_overrides=index_overrides,
+        scaling=IndexerTargets(
+            settings.scaling.indexer_drain_s, settings.scaling.indexer_records_per_s_per_consumer
+        ),
     )
     url = settings.kafka.schema_registry_url
     registry = SchemaRegistry(url) if url else None

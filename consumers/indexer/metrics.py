@@ -7,11 +7,15 @@ document ids, so cardinality stays bounded.
 
 from __future__ import annotations
 
+import contextlib
 import enum
+from collections.abc import Mapping
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
+from consumers.indexer.lag import PartitionLag
 from consumers.indexer.records import Partition
+from consumers.indexer.scaling import Demand
 
 
 class DocResult(enum.StrEnum):
@@ -56,8 +60,8 @@ class IndexerMetrics:
             registry=r,
         )
         self.consumer_lag = Gauge(
-            "dynabridge_indexer_consumer_lag",
-            "Records between the committed position and the partition's high watermark",
+            "dynabridge_indexer_consumer_lag_records",
+            "Records between the committable position and the partition's high watermark",
             ["topic", "partition"],
             registry=r,
         )
@@ -91,15 +95,45 @@ class IndexerMetrics:
             registry=r,
         )
 
+        self._declare_scaling(r)
+
     def settled(self, table: str, result: DocResult, count: int = 1) -> None:
         self.documents.labels(table, result.value).inc(count)
 
-    def lag(self, partition: Partition, records: int) -> None:
-        self.consumer_lag.labels(partition.topic, str(partition.partition)).set(records)
-
     def forget(self, partition: Partition) -> None:
         """Drop a revoked partition's lag so another member's value is not shadowed."""
-        try:
-            self.consumer_lag.remove(partition.topic, str(partition.partition))
-        except KeyError:
-            return
+        for gauge in (self.consumer_lag, self.consumer_lag_s):
+            with contextlib.suppress(KeyError):
+                gauge.remove(partition.topic, str(partition.partition))
+
+    # -- scaling signals (docs/operations.md, Scaling) -----------------------------------------
+
+    def _declare_scaling(self, r: CollectorRegistry) -> None:
+        self.consumer_lag_s = Gauge(
+            "dynabridge_indexer_consumer_lag_seconds",
+            "Age of the oldest record of the partition not yet settled, from record timestamps",
+            ["topic", "partition"],
+            registry=r,
+        )
+        self.documents_per_s = Gauge(
+            "dynabridge_indexer_documents_per_second",
+            "Changes this member settled per second (smoothed over 30 s)",
+            registry=r,
+        )
+        self.demand_consumers = Gauge(
+            "dynabridge_indexer_demand_consumers",
+            "Consumers this member's partitions need (unrounded); the group's desired count is "
+            "ceil(sum over members), at most the partitions",
+            registry=r,
+        )
+
+    def lags(self, lags: Mapping[Partition, PartitionLag]) -> None:
+        for partition, lag in lags.items():
+            labels = (partition.topic, str(partition.partition))
+            self.consumer_lag.labels(*labels).set(lag.lag_records)
+            if lag.lag_s is not None:
+                self.consumer_lag_s.labels(*labels).set(lag.lag_s)
+        self.documents_per_s.set(sum(lag.consumed_per_s for lag in lags.values()))
+
+    def demand(self, need: Demand) -> None:
+        self.demand_consumers.set(need.consumers)

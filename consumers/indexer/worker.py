@@ -39,6 +39,7 @@ from consumers.indexer.backend import SearchBackend, SearchError, SearchUnavaila
 from consumers.indexer.batching import Batch, Batcher, Entry, Limits
 from consumers.indexer.changes import Change, Poison, to_entry
 from consumers.indexer.fallbacks import FallbackReport
+from consumers.indexer.lag import LagMeter
 from consumers.indexer.metrics import DocResult, IndexerMetrics
 from consumers.indexer.offsets import CommitTracker
 from consumers.indexer.records import (
@@ -48,6 +49,7 @@ from consumers.indexer.records import (
     Partition,
     Record,
 )
+from consumers.indexer.scaling import IndexerTargets, PartitionLoad, demand
 from consumers.indexer.settlement import settlement
 from consumers.indexer.typed_fields import TypedFieldRules
 from consumers.search.errors import SearchRefused
@@ -101,6 +103,7 @@ class LoopConfig:
     typed_rules: TypedFieldRules = field(default_factory=TypedFieldRules)
     index_overrides: Mapping[str, str] = field(default_factory=dict)
     """Table -> the index its changes go to, instead of the table's alias (a reindex)."""
+    scaling: IndexerTargets = field(default_factory=IndexerTargets)
 
 
 @dataclass(frozen=True, slots=True)
@@ -166,6 +169,7 @@ class Worker:
         self._submit = submit
         self._in_flight: _InFlight | None = None
         self._tracker = CommitTracker()
+        self._lag = LagMeter()
         self._batcher: Batcher[Change] = Batcher(config.limits)
         self._ready: deque[Batch[Change]] = deque()
         self._retry: _Retry | None = None
@@ -265,6 +269,7 @@ class Worker:
         records = self._consumer.consume(self._config.limits.max_docs, timeout_s)
         for record in records:
             self._tracker.received(record.source, record.offset)
+            self._lag.received(record.source, record.offset, record.timestamp_ms)
         self._take_in(records)
 
     def _take_in(self, records: Iterable[Record]) -> None:
@@ -297,6 +302,7 @@ class Worker:
             self._publish(poison)
             for letter in poison:
                 self._tracker.settle(letter.record.source, letter.record.offset)
+                self._lag.settled(letter.record.source, letter.record.timestamp_ms)
                 self._metrics.settled(self._table(letter.record.topic), DocResult.DEAD_LETTERED)
 
     def _table(self, topic: str) -> str:
@@ -430,6 +436,7 @@ class Worker:
     def _settle(self, entry: Entry[Change]) -> None:
         for offset in entry.offsets:
             self._tracker.settle(entry.partition, offset)
+        self._lag.settled(entry.partition, entry.payload.record.timestamp_ms)
 
     def _dead_letter(self, letters: Sequence[tuple[Entry[Change], ItemResult]]) -> None:
         self._publish(
@@ -538,11 +545,22 @@ class Worker:
         self._metrics.commits.labels("ok").inc()
 
     def _report_lag(self) -> None:
-        for partition in self._tracker.partitions():
-            position = self._tracker.position(partition)
-            high = self._consumer.high_watermark(partition)
-            if position is not None and high is not None:
-                self._metrics.lag(partition, max(0, high - position))
+        """Lag per partition (records, seconds), this member's rate and its consumer demand."""
+        partitions = self._tracker.partitions()
+        lags = self._lag.sample(
+            {p: self._tracker.position(p) for p in partitions},
+            {p: self._consumer.high_watermark(p) for p in partitions},
+            self._clock(),
+            int(self._wall_clock() * 1000),
+        )
+        self._metrics.lags(lags)
+        need = demand(
+            [PartitionLoad(lag.lag_records, lag.produced_per_s) for lag in lags.values()],
+            consumed_per_s=sum(lag.consumed_per_s for lag in lags.values()),
+            consumers=1,
+            targets=self._config.scaling,
+        )
+        self._metrics.demand(need)
 
     def on_assigned(self, partitions: Sequence[Partition]) -> None:
         log.info("assigned %s", ", ".join(map(str, partitions)) or "nothing")
@@ -577,5 +595,6 @@ class Worker:
             batch = self._retry.batch.without(gone)
             self._retry = replace(self._retry, batch=batch) if batch.entries else None
         self._tracker.revoke(gone)
+        self._lag.forget(gone)
         for partition in gone:
             self._metrics.forget(partition)

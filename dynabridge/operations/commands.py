@@ -137,21 +137,25 @@ def replay_command(
     "interval_s",
     type=click.FloatRange(min=0),
     default=None,
-    help="Seconds between the two lease reads that tell live workers (lease counters move) "
-    "from dead ones; default 1.5 x bridge.lease_renew_interval_s; 0 reads once.",
+    help="Seconds between the two reads that tell live workers (lease counters move) from dead "
+    "ones and measure the partitions' rates; default 1.5 x bridge.lease_renew_interval_s; 0 "
+    "reads once.",
 )
 @json_option
 def status_command(
     config_path: Path | None, tables: tuple[str, ...], interval_s: float | None, as_json: bool
 ) -> None:
-    """Per table: shard leases, checkpoints, time until unread records are trimmed, and per
-    partition the indexer group's committed offset, end offset and lag; which processes live;
-    running and finished backfills; the attributes its index does not hold in one field of
-    their own type (mixed types, maps indexed as keywords, renamed names).
+    """Per table: shard leases, checkpoints, each shard's load and time until unread records
+    are trimmed, and per partition the indexer group's committed offset, end offset, lag (records
+    and seconds) and rates; which processes live; how many bridge workers and indexers the
+    pipeline needs now, and why (docs/operations.md, Scaling); running and finished backfills;
+    the attributes its index does not hold in one field of their own type.
 
     Exit 3 when something could not be read (each problem is listed), 0 otherwise."""
     from bridge.discovery import StreamDiscovery
     from bridge.lease_store import DynamoLeaseStore
+    from bridge.scaling import BridgeTargets
+    from consumers.indexer.scaling import IndexerTargets
     from dynabridge.operations.backfills import BackfillRuns
     from dynabridge.operations.dynamo import DynamoTables
     from dynabridge.operations.index_reader import build_reader
@@ -177,6 +181,14 @@ def status_command(
                     settings.kafka.topic_prefix,
                     interval,
                     settings.search.index_prefix,
+                    BridgeTargets(
+                        settings.scaling.bridge_max_unread_age_s,
+                        settings.scaling.bridge_busy_shards_per_worker,
+                    ),
+                    IndexerTargets(
+                        settings.scaling.indexer_drain_s,
+                        settings.scaling.indexer_records_per_s_per_consumer,
+                    ),
                 ),
                 DynamoTables(dynamodb, streams),
                 StreamDiscovery(dynamodb, streams),

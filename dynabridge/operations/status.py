@@ -5,24 +5,42 @@ Liveness of bridge workers: lease counters are bumped by every renew (every
 table a little more than that apart is alive; one whose counters stood still is not renewing.
 Time to trim: a stream record is readable for 24 h, so the oldest unread record (the first after
 the checkpoint) is trimmed ``24 h - its age`` from now (age from ApproximateCreationDateTime).
+The group's lag, its age and rates are ``group_lag.py``'s; the desired worker counts are
+``scaling.py``'s.
 """
 
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any, Protocol
 
 from bridge.contract import ContractError, topic_name
 from bridge.leases import SENTINELS, SHARD_END, TRIM_HORIZON, Lease
 from bridge.records import ShardSource
+from bridge.scaling import BridgeTargets, ShardSignal
 from bridge.shards import Shard
 from consumers.indexer.documents import index_name
+from consumers.indexer.scaling import IndexerTargets
 from dynabridge.operations.dynamo import ShardScan, TableInfo
 from dynabridge.operations.errors import OperationError
 from dynabridge.operations.fields import FieldStatus, field_report
-from dynabridge.operations.offset_targets import GroupInfo, Watermarks
+from dynabridge.operations.group_lag import (
+    GroupOffsets,
+    Offsets,
+    PartitionStatus,
+    offsets,
+    partitions,
+)
+from dynabridge.operations.offset_targets import GroupInfo
+from dynabridge.operations.scaling import (
+    BridgeScaling,
+    IndexerScaling,
+    PartitionRates,
+    bridge_scaling,
+    indexer_scaling,
+)
 
 RETENTION_S = 24 * 3600
 
@@ -45,12 +63,7 @@ class IndexMappings(Protocol):
         """The index's mappings; None when it does not exist."""
 
 
-class StatusKafka(Protocol):
-    def partitions(self, topic: str) -> list[int]: ...
-    def watermarks(self, topic: str, partitions: Iterable[int]) -> dict[int, Watermarks]: ...
-    def committed(
-        self, group: str, topic: str, partitions: Iterable[int]
-    ) -> dict[int, int | None]: ...
+class StatusKafka(GroupOffsets, Protocol):
     def group(self, group: str) -> GroupInfo: ...
 
 
@@ -67,6 +80,9 @@ class ShardStatus:
     """Age of the oldest unread record (the iterator age); None when nothing is unread."""
     trim_in_s: float | None
     """Time until that record is trimmed by the 24 h retention; negative: already lost."""
+    busy: bool = False
+    read_per_s: float = 0.0
+    """The owner's measure, from the lease row (``bridge/load.py``)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -87,14 +103,6 @@ class BackfillSummary:
 
 class BackfillSource(Protocol):
     def backfills(self) -> list[BackfillSummary]: ...
-
-
-@dataclass(frozen=True, slots=True)
-class PartitionStatus:
-    partition: int
-    committed: int | None
-    end: int
-    lag: int
 
 
 @dataclass(slots=True)
@@ -125,24 +133,25 @@ class StatusReport:
     tables: list[TableStatus]
     problems: list[str] = field(default_factory=list)
     backfills: list[BackfillSummary] = field(default_factory=list)
+    bridge_scaling: BridgeScaling | None = None
+    indexer_scaling: IndexerScaling | None = None
 
     def as_json(self) -> dict[str, Any]:
         tables = [{**asdict(t), "lag": t.lag} for t in self.tables]
         group = None if self.group is None else asdict(self.group)
+        scaling = {
+            "bridge": None if self.bridge_scaling is None else asdict(self.bridge_scaling),
+            "indexer": None if self.indexer_scaling is None else asdict(self.indexer_scaling),
+        }
         return {
             "lease_table": self.lease_table,
             "bridge_workers": self.bridge_workers,
             "indexer_group": group,
+            "scaling": scaling,
             "tables": tables,
             "backfills": [asdict(b) for b in self.backfills],
             "problems": self.problems,
         }
-
-
-def partition_lag(partition: int, marks: Watermarks, committed: int | None) -> PartitionStatus:
-    """Lag is what the group has still to read; with no commit it starts at the low watermark."""
-    position = marks.low if committed is None else max(committed, marks.low)
-    return PartitionStatus(partition, committed, marks.high, max(marks.high - position, 0))
 
 
 def trim_in_s(created_ms: int, now_s: float) -> tuple[float, float]:
@@ -174,8 +183,10 @@ class StatusInputs:
     group_id: str
     topic_prefix: str
     interval_s: float
-    """Between the two lease reads; 0 reads once and reports no liveness."""
+    """Between the two reads (leases, offsets); 0 reads once: no liveness, no rates."""
     index_prefix: str = ""
+    bridge_targets: BridgeTargets = field(default_factory=BridgeTargets)
+    indexer_targets: IndexerTargets = field(default_factory=IndexerTargets)
 
 
 def collect(
@@ -192,10 +203,14 @@ def collect(
 ) -> StatusReport:
     report = StatusReport(inputs.lease_table, None, {}, [])
     first = _leases(leases, report)
+    before = _offsets_before(inputs, kafka)
+    started = clock()
     second = first
-    if inputs.interval_s > 0 and first:
+    if inputs.interval_s > 0:
         sleep(inputs.interval_s)
-        second = _leases(leases, report)
+        if first:
+            second = _leases(leases, report)
+    elapsed_s = clock() - started if inputs.interval_s > 0 else 0.0
     moved = renewing(first, second) if inputs.interval_s > 0 and first else None
     report.bridge_workers = owners_alive(second, moved)
     try:
@@ -216,7 +231,10 @@ def collect(
         except OperationError as error:
             status.problems.append(str(error))
         try:
-            _partitions(status, inputs, kafka)
+            status.topic = topic_name(inputs.topic_prefix, status.table)
+            status.partitions = partitions(
+                kafka, status.topic, inputs.group_id, before.get(status.table), elapsed_s, clock()
+            )
         except (OperationError, ContractError) as error:
             status.problems.append(str(error))
         if indices is not None:
@@ -224,7 +242,42 @@ def collect(
                 _fields(status, inputs, indices)
             except OperationError as error:
                 status.problems.append(str(error))
+    _scaling(report, inputs, alive_known=moved is not None)
     return report
+
+
+def _scaling(report: StatusReport, inputs: StatusInputs, *, alive_known: bool) -> None:
+    """The desired counts from everything read; owners count as alive without a second read."""
+    workers = report.bridge_workers
+    live = {w for w, alive in workers.items() if alive} if alive_known else set(workers)
+    shards = [
+        ShardSignal(t.table, s.shard_id, s.owner, s.busy, s.read_per_s, s.unread_age_s)
+        for t in report.tables
+        for s in t.shards
+        if s.checkpoint != SHARD_END
+    ]
+    report.bridge_scaling = bridge_scaling(shards, live, inputs.bridge_targets)
+    rates = [
+        PartitionRates(p.lag, p.produced_per_s, p.consumed_per_s)
+        for t in report.tables
+        for p in t.partitions
+    ]
+    members = 0 if report.group is None else len(report.group.members)
+    report.indexer_scaling = indexer_scaling(rates, members, inputs.indexer_targets)
+
+
+def _offsets_before(inputs: StatusInputs, kafka: StatusKafka) -> dict[str, Offsets]:
+    """Each table's offsets before the pause (a table that cannot be read now is left out: its
+    problem is reported by the second read)."""
+    found: dict[str, Offsets] = {}
+    if inputs.interval_s <= 0:
+        return found
+    for table in inputs.tables:
+        try:
+            found[table] = offsets(kafka, topic_name(inputs.topic_prefix, table), inputs.group_id)
+        except (OperationError, ContractError):
+            continue
+    return found
 
 
 def _fields(status: TableStatus, inputs: StatusInputs, indices: IndexMappings) -> None:
@@ -300,12 +353,6 @@ def _shard(
         renewing=None if moved is None or lease is None else moved.get(lease.lease_key),
         unread_age_s=age,
         trim_in_s=trim,
+        busy=lease is not None and lease.load.busy,
+        read_per_s=0.0 if lease is None else lease.load.read_per_s,
     )
-
-
-def _partitions(status: TableStatus, inputs: StatusInputs, kafka: StatusKafka) -> None:
-    status.topic = topic_name(inputs.topic_prefix, status.table)
-    partitions = kafka.partitions(status.topic)
-    marks = kafka.watermarks(status.topic, partitions)
-    committed = kafka.committed(inputs.group_id, status.topic, partitions)
-    status.partitions = [partition_lag(p, marks[p], committed.get(p)) for p in partitions]

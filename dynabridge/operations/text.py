@@ -34,8 +34,13 @@ def status_text(report: StatusReport) -> str:
     lines = [f"bridge workers (lease table {report.lease_table}):"]
     if not report.bridge_workers:
         lines.append("  none holds a lease")
+    held = {} if report.bridge_scaling is None else report.bridge_scaling.leases_per_worker
+    busy = {} if report.bridge_scaling is None else report.bridge_scaling.busy_per_worker
     for owner, alive in sorted(report.bridge_workers.items()):
-        lines.append(f"  {owner}: {'alive (renewing)' if alive else 'NOT RENEWING'}")
+        state = "alive (renewing)" if alive else "NOT RENEWING"
+        lines.append(
+            f"  {owner}: {state}, {held.get(owner, 0)} lease(s), {busy.get(owner, 0)} busy"
+        )
     group = report.group
     if group is not None:
         lines.append(
@@ -45,6 +50,7 @@ def status_text(report: StatusReport) -> str:
             f"  {m.client_id} on {m.host}: {', '.join(m.partitions) or 'no partitions'}"
             for m in group.members
         ]
+    lines += _scaling_text(report)
     for table in report.tables:
         lines += _table_text(table)
     for b in report.backfills:
@@ -55,11 +61,50 @@ def status_text(report: StatusReport) -> str:
     return "\n".join(lines)
 
 
+def _scaling_text(report: StatusReport) -> list[str]:
+    lines = ["scaling (docs/operations.md#scaling):"]
+    bridge, indexer = report.bridge_scaling, report.indexer_scaling
+    if bridge is not None:
+        lines.append(
+            f"  bridge: desired {bridge.desired} worker(s), {bridge.workers_alive} alive; "
+            f"{bridge.open_shards} open shard(s), {bridge.busy_shards} busy, "
+            f"{bridge.read_per_s:.0f} records/s read, oldest unread "
+            f"{duration(bridge.oldest_unread_age_s)}"
+        )
+        lines.append(f"    because {bridge.reason}")
+    if indexer is not None:
+        rates = (
+            "rates unknown (--interval 0)"
+            if indexer.consumed_per_s is None
+            else f"{indexer.produced_per_s or 0:.0f} records/s in, {indexer.consumed_per_s:.0f} out"
+        )
+        lines.append(
+            f"  indexer: desired {indexer.desired} consumer(s), {indexer.members} member(s); "
+            f"{indexer.partitions} partition(s), lag {indexer.lag_records}, {rates}"
+        )
+        lines.append(f"    because {indexer.reason}")
+    return lines
+
+
+def _rate(value: float | None) -> str:
+    return "-" if value is None else f"{value:.1f}"
+
+
 def _table_text(table: TableStatus) -> list[str]:
     lines = [f"table {table.table}", f"  stream {table.stream_arn or '-'}"]
     if table.shards:
         rows = [
-            ["shard", "owner", "checkpoint", "last version", "renewing", "unread age", "trim in"]
+            [
+                "shard",
+                "owner",
+                "checkpoint",
+                "last version",
+                "renewing",
+                "unread age",
+                "trim in",
+                "busy",
+                "read/s",
+            ]
         ]
         for s in table.shards:
             renewing = "-" if s.renewing is None else ("yes" if s.renewing else "NO")
@@ -72,18 +117,23 @@ def _table_text(table: TableStatus) -> list[str]:
                     renewing,
                     duration(s.unread_age_s),
                     duration(s.trim_in_s),
+                    "yes" if s.busy else "no",
+                    f"{s.read_per_s:.1f}",
                 ]
             )
         lines += columns(rows, "    ")
     if table.partitions:
         lines.append(f"  topic {table.topic}: total lag {table.lag}")
-        rows = [["partition", "committed", "end", "lag"]]
+        rows = [["partition", "committed", "end", "lag", "lag age", "in/s", "out/s"]]
         rows += [
             [
                 str(p.partition),
                 "-" if p.committed is None else str(p.committed),
                 str(p.end),
                 str(p.lag),
+                duration(p.lag_s),
+                _rate(p.produced_per_s),
+                _rate(p.consumed_per_s),
             ]
             for p in table.partitions
         ]

@@ -170,6 +170,17 @@ class BenchCoordinator:
     def leases(self) -> list[Lease]:
         return list(self._leases.values())
 
+    def observe(
+        self, lease_key: str, records: int, last_creation_ms: int | None, caught_up: bool
+    ) -> None:
+        return None
+
+    def drain(self) -> None:
+        return None
+
+    def workers(self) -> set[str]:
+        return set()
+
 
 def cpu_s() -> float:
     """User + system CPU of this process, librdkafka's threads included."""

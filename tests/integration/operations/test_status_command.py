@@ -55,11 +55,23 @@ def test_status_shows_leases_renewals_trim_and_lag(pipeline: Pipeline) -> None:
     }
     assert table["lag"] == len(ends)
     assert report["indexer_group"]["members"] == []
+    # The record each partition has still to read was written just now: seconds old.
+    lagging = [p for p in table["partitions"] if p["lag"]]
+    assert lagging
+    assert all(0 <= p["lag_s"] < 120 for p in lagging), lagging
+    assert all(p["produced_per_s"] == 0 for p in table["partitions"])  # nothing arrived meanwhile
+    bridge, indexer = report["scaling"]["bridge"], report["scaling"]["indexer"]
+    assert (bridge["desired"], bridge["workers_alive"], bridge["open_shards"]) == (1, 1, 1)
+    assert bridge["leases_per_worker"] == {"worker-a": 1}
+    assert indexer["desired"] == 1
+    assert indexer["lag_records"] == len(ends)
 
     text = pipeline.run("status", "--interval", "0")
     assert text.exit_code == 0, text.output
     assert "worker-a" in text.stdout
     assert f"topic {pipeline.topic}: total lag {len(ends)}" in text.stdout
+    assert "bridge: desired 1 worker(s)" in text.stdout
+    assert "indexer: desired 1 consumer(s)" in text.stdout
 
 
 def test_status_reports_a_stalled_worker_and_group_members(pipeline: Pipeline) -> None:

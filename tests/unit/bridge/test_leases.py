@@ -86,7 +86,8 @@ def test_transitions_increment_the_counter() -> None:
     lease = new_lease("t", "arn", "s", (), TRIM_HORIZON)
     assert taken(lease, "w1") == replace(lease, owner="w1", counter=1)
     assert renewed(taken(lease, "w1")).counter == 2
-    assert released(taken(lease, "w1")) == replace(lease, owner=None, counter=2)
+    assert released(taken(lease, "w1")) == replace(lease, released_by="w1", counter=2)
+    assert taken(released(taken(lease, "w1")), "w2").released_by is None
 
 
 def test_expiry_is_measured_from_our_first_sighting_of_the_counter() -> None:

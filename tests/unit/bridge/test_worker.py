@@ -66,6 +66,7 @@ class FakeCoordinator:
         self.calls: list[tuple[str, ...]] = []
         self.pending_lost: set[str] = set()
         self.held = set(self.leases_by_key)
+        self.observed: list[tuple[str, int, int | None, bool]] = []
 
     def start(self) -> list[object]:
         return [object()]
@@ -111,6 +112,17 @@ class FakeCoordinator:
 
     def leases(self) -> list[Lease]:
         return list(self.leases_by_key.values())
+
+    def observe(
+        self, lease_key: str, records: int, last_creation_ms: int | None, caught_up: bool
+    ) -> None:
+        self.observed.append((lease_key, records, last_creation_ms, caught_up))
+
+    def drain(self) -> None:
+        self.calls.append(("drain",))
+
+    def workers(self) -> set[str]:
+        return {"w1"}
 
     def checkpoints(self, lease_key: str) -> list[str]:
         return [c[2] for c in self.calls if c[0] == "checkpoint" and c[1] == lease_key]
@@ -275,6 +287,7 @@ def test_stop_flushes_checkpoints_everything_acknowledged_then_releases() -> Non
     worker.run()
     assert publisher.flushed
     assert coordinator.calls == [
+        ("drain",),  # no lease taken while stopping
         ("checkpoint", key, seq(2), str(publisher.sent[1].event.version)),
         ("release_all",),
     ]

@@ -11,6 +11,7 @@ from bridge.leases import Lease, new_lease, renewed
 from dynabridge.operations.comparison import DiffKind
 from dynabridge.operations.dynamo import TableInfo
 from dynabridge.operations.errors import IndexMissing
+from dynabridge.operations.group_lag import partition_lag
 from dynabridge.operations.index_reader import StoredDocument
 from dynabridge.operations.item_keys import KeyAttribute, KeySchema, ScalarType
 from dynabridge.operations.offset_targets import (
@@ -21,7 +22,7 @@ from dynabridge.operations.offset_targets import (
     Watermarks,
 )
 from dynabridge.operations.replay import GroupInUse, replay
-from dynabridge.operations.status import owners_alive, partition_lag, renewing, trim_in_s
+from dynabridge.operations.status import owners_alive, renewing, trim_in_s
 from dynabridge.operations.verify import verify
 
 
