@@ -7,6 +7,8 @@ asks instead, every ``every_s``, and the loop reads the latest answer without wa
 Invariant: the view is only ever behind the coordinator, never ahead of it: a lease is
 readable here only after the coordinator said so, a lost lease is reported to the loop by the
 first refresh after the loss, and meanwhile the coordinator itself refuses every write to it.
+Behind can mean seconds (the coordinator's lock is held across slow lease-table calls): a loop
+that wrote a lease asks :meth:`mark` and :meth:`taken_since` whether the view has seen it yet.
 """
 
 from __future__ import annotations
@@ -43,6 +45,8 @@ class LeaseSnapshots(Generic[LeaseT]):
         self._readable: Sequence[LeaseT] = ()
         self._leases: Sequence[LeaseT] = ()
         self._lost: set[str] = set()
+        self._begun = 0  # refreshes begun
+        self._taken = -1  # which one the current view came from
         self._error: BaseException | None = None
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="lease-view", daemon=True)
@@ -56,14 +60,30 @@ class LeaseSnapshots(Generic[LeaseT]):
 
     def refresh(self) -> None:
         """Ask the coordinator now (waits for its lock)."""
+        with self._lock:
+            begun = self._begun
+            self._begun += 1
         lost = self._source.lost()
         readable = self._source.readable()
         leases = self._source.leases()
         with self._lock:
             # Lost first: a lease lost and taken back in between must still be reported lost.
             self._lost |= lost
-            self._readable = readable
-            self._leases = leases
+            if begun > self._taken:  # never replaced by an older answer finishing later
+                self._readable = readable
+                self._leases = leases
+                self._taken = begun
+
+    def mark(self) -> int:
+        """A mark for :meth:`taken_since`: call it once the coordinator has done a write."""
+        with self._lock:
+            return self._begun
+
+    def taken_since(self, mark: int) -> bool:
+        """Whether the current view was asked for after :meth:`mark` returned ``mark``: it
+        shows every write the coordinator had done by then."""
+        with self._lock:
+            return self._taken >= mark
 
     def readable(self) -> Sequence[LeaseT]:
         self._raise_if_failed()

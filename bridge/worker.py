@@ -199,6 +199,10 @@ class Worker:
         self._finished: set[str] = set()
         """Leases this loop wrote SHARD_END for: a lease view taken before that write may still
         show them readable, and reading one again would re-publish a parent after its children."""
+        self._checkpointed: dict[str, int] = {}
+        """Lease -> the lease snapshots' mark after this loop's last checkpoint of it: a reader
+        is made again only from a view taken after that write (a view from before it would
+        start from an older checkpoint, and the next checkpoint would move it backwards)."""
         self._scaling = scaling or BridgeTargets()
         self._next_scaling_report = 0.0
 
@@ -244,6 +248,8 @@ class Worker:
                 continue
             if key in self._writing:  # its outcome (maybe SHARD_END) comes first
                 continue
+            if not self._seen_own_checkpoint(key):
+                continue
             if lease.checkpoint != SHARD_END:
                 source = ShardSource(lease.table, lease.stream_arn, lease.shard_id)
                 self._readers[key] = ShardReader(
@@ -256,7 +262,19 @@ class Worker:
         owner = self._settings.worker_id
         leases = self._view.leases()
         self._metrics.leases_owned.set(sum(1 for lease in leases if lease.owner == owner))
-        self._finished &= {lease.lease_key for lease in leases}
+        keys = {lease.lease_key for lease in leases}
+        self._finished &= keys
+        self._checkpointed = {k: m for k, m in self._checkpointed.items() if k in keys}
+
+    def _seen_own_checkpoint(self, key: str) -> bool:
+        """Whether the lease view shows this loop's last checkpoint of ``key`` (if any)."""
+        mark = self._checkpointed.get(key)
+        if mark is None or self._snapshots is None:  # the coordinator itself is never behind
+            return True
+        if not self._snapshots.taken_since(mark):
+            return False
+        del self._checkpointed[key]
+        return True
 
     def _drop(self, key: str, why: str) -> None:
         reader = self._readers.pop(key)
@@ -410,7 +428,10 @@ class Worker:
             self._metrics.records_published.labels(table).inc(acked - self._published[key])
             self._published[key] = acked
             in_flight += reader.acks.in_flight()
-            if self._writer.pending(key):
+            if key in self._writing:
+                # Until its outcome is applied, not merely written: asked again in between, the
+                # same checkpoint was written twice, and a reader dropped meanwhile was made
+                # again from a lease view older than that write.
                 continue
             if final:
                 self._settle_final(reader, now)
@@ -458,6 +479,8 @@ class Worker:
                     self._drop(key, "shard finished (SHARD_END)")
             else:
                 self._metrics.checkpoints.labels(request.table).inc()
+                if self._snapshots is not None:
+                    self._checkpointed[key] = self._snapshots.mark()
                 if current:
                     assert reader is not None
                     reader.checkpointed(Position(request.sequence_number, request.version), now)

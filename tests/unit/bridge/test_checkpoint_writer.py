@@ -126,7 +126,11 @@ class SlowCoordinator(FakeCoordinator):
 
 
 def worker_with_stages(
-    coordinator: FakeCoordinator, streams: Any, publisher: FakePublisher, stop: threading.Event
+    coordinator: FakeCoordinator,
+    streams: Any,
+    publisher: FakePublisher,
+    stop: threading.Event,
+    keeper: FakeKeeper | None = None,
 ) -> Worker:
     from bridge.fetcher import Fetcher
 
@@ -141,7 +145,7 @@ def worker_with_stages(
         Heartbeat(60.0),
         settings,
         stop,
-        keeper=FakeKeeper(),
+        keeper=keeper or FakeKeeper(),
         fetcher=Fetcher(streams, threads=4, max_pages=64, max_bytes=1 << 24),
         checkpoints=CheckpointWriter(coordinator),
         lease_snapshots=LeaseSnapshots(coordinator, every_s=0.01),
@@ -280,3 +284,110 @@ def test_a_failing_snapshot_is_raised_in_the_loop() -> None:
         wait_for(raised, 10, "the error", 0.01)
     finally:
         snapshots.stop()
+
+
+class TurnCounter(FakeKeeper):
+    """Counts the loop's turns (it asks the keeper for failures once per turn)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.turns = 0
+
+    def raise_if_failed(self) -> None:
+        self.turns += 1
+
+
+class StaleViews(FakeCoordinator):
+    """Writes wait while ``writes`` is closed; ``hidden`` leases are not readable; an armed
+    ``readable()`` answers with the state it found, but only after ``release``: a snapshot taken
+    before a write and handed to the loop after it."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.lock = threading.Lock()
+        self.writes = threading.Event()
+        self.writes.set()
+        self.blocked = 0  # writes waiting for ``writes``
+        self.hidden: set[str] = set()
+        self.arm, self.captured, self.release = (threading.Event() for _ in range(3))
+        self.later = threading.Event()  # while closed, later answers wait
+        self.later.set()
+
+    def readable(self) -> list[Any]:
+        self.later.wait(30)
+        armed = self.arm.is_set()  # before the answer: it shows everything done before arming
+        with self.lock:
+            answer = [row for row in super().readable() if row.lease_key not in self.hidden]
+        if armed:
+            self.arm.clear()
+            self.captured.set()
+            self.release.wait(30)
+        return answer
+
+    def checkpoint(self, lease_key: str, sequence_number: str, last_version: int) -> bool:
+        if not self.writes.is_set():
+            with self.lock:
+                self.blocked += 1
+            self.writes.wait(30)
+        with self.lock:
+            return super().checkpoint(lease_key, sequence_number, last_version)
+
+
+def test_a_shard_read_again_starts_from_the_loops_own_last_checkpoint(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """A lease no longer readable for a moment (a parent row seen unfinished) with its last
+    checkpoint in flight, then readable again in a snapshot taken before that checkpoint landed:
+    the reader is made from a later snapshot, never from the older checkpoint (its next
+    checkpoint would go backwards: the coordinator refuses that as a bug, a fatal error)."""
+    caplog.set_level(logging.INFO, logger="bridge.worker")
+    streams = ShardedStreams(shards=1, records=100_000, page_size=10)
+    stop, publisher = threading.Event(), FakePublisher()
+    coordinator = StaleViews([lease("shard-0")], lambda turn: None)
+    key = lease("shard-0").lease_key
+    keeper = TurnCounter()
+    worker = worker_with_stages(coordinator, streams, publisher, stop, keeper)
+    thread, errors = run_in_thread(worker)
+    try:
+
+        def checkpointed() -> bool:
+            publisher.deliver_all()
+            return bool(coordinator.checkpoints(key))
+
+        wait_for(checkpointed, 30, "a first checkpoint", every_s=0.01)
+        coordinator.writes.clear()
+
+        def in_flight() -> bool:
+            publisher.deliver_all()
+            with coordinator.lock:
+                return coordinator.blocked > 0
+
+        wait_for(in_flight, 30, "a checkpoint in flight", every_s=0.01)
+        with coordinator.lock:
+            before = coordinator.leases_by_key[key].checkpoint
+            coordinator.hidden.add(key)
+        wait_for(lambda: "no longer readable" in caplog.text, 30, "the reader dropped", 0.01)
+        with coordinator.lock:
+            coordinator.hidden.clear()  # the loop waits for the write's outcome first
+        coordinator.arm.set()
+        wait_for(coordinator.captured.is_set, 30, "a view with the older checkpoint", 0.01)
+        coordinator.writes.set()
+        wait_for(lambda: key not in worker._writing, 30, "the write's outcome in the loop", 0.01)
+        with coordinator.lock:
+            landed = coordinator.leases_by_key[key].checkpoint
+        coordinator.later.clear()  # the older view stands for a while, as behind a slow lock
+        coordinator.release.set()
+        turns = keeper.turns
+        wait_for(lambda: keeper.turns > turns + 20, 30, "the loop turning on the older view", 0.01)
+        coordinator.later.set()
+        starts = f"reading orders shard shard-0 from {landed}"
+        wait_for(lambda: starts in caplog.text, 30, "the shard read again", every_s=0.01)
+    finally:
+        coordinator.writes.set()
+        coordinator.release.set()
+        coordinator.later.set()
+        stop.set()
+        thread.join(30)
+    assert errors == []
+    assert landed != before
+    assert f"reading orders shard shard-0 from {before}" not in caplog.text
