@@ -94,6 +94,7 @@ def _run(
         scaling=IndexerTargets(
             settings.scaling.indexer_drain_s, settings.scaling.indexer_records_per_s_per_consumer
         ),
+        max_bulks_in_flight=indexer.max_bulks_in_flight,
     )
     url = settings.kafka.schema_registry_url
     registry = SchemaRegistry(url) if url else None
