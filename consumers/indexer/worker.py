@@ -247,9 +247,18 @@ class Worker:
 
     def _next_batch(self, now: float) -> Batch[Change] | None:
         """The head of the ready batches (closing the open one if it is due), if it may go out
-        now: no change to any of its documents is unsettled."""
-        if not self._ready and self._batcher.due(now):
-            batch = self._batcher.take()
+        now: no change to any of its documents is unsettled.
+
+        The open batch is due by linger only while no bulk is in flight; otherwise only once
+        full. Under load the bulks in flight are what fills the next batch, and a second bulk
+        in flight is worth its cost (a request, an fsync on the engine) only when full.
+        """
+        if not self._ready:
+            if self._flights and not self._draining:
+                due = self._batcher.full()
+            else:
+                due = self._batcher.due(now)
+            batch = self._batcher.take() if due else None
             if batch is not None:
                 self._ready.append(batch)
         if self._ready and self._busy.free(self._ready[0]):
@@ -265,8 +274,7 @@ class Worker:
         if self._undecoded:
             timeout_s = min(timeout_s, self._decode_due - now)
         linger_s = self._batcher.wait_s(now)
-        room = len(self._flights) < self._config.max_bulks_in_flight
-        if linger_s is not None and not self._retries and room:
+        if linger_s is not None and not self._retries and not self._flights:
             timeout_s = min(timeout_s, linger_s)  # the open batch is the next thing to send
         return max(timeout_s, 0.0)
 

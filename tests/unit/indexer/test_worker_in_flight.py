@@ -60,6 +60,54 @@ def test_bulks_of_different_documents_are_in_flight_together_and_commit_waits_fo
     assert sorted(rig.search.docs) == [("orders", doc) for doc in "abcd"]
 
 
+def test_with_a_bulk_in_flight_only_a_full_batch_goes_out_beside_it() -> None:
+    bulks = DeferredBulks()
+    rig = Rig(max_docs=3, in_flight=2, submit=bulks)
+    rig.consumer.add(*(record(P0, i, event(doc, i + 1)) for i, doc in enumerate("abcd")))
+    seen: list[tuple[float, int]] = []
+
+    def engine(consumer: FakeConsumer) -> None:
+        seen.append((rig.clock.now, len(bulks.pending)))
+        waited = rig.clock.now - seen[0][0]
+        if len(seen) == 1 or waited < 1.0:
+            consumer.before_consume.append(engine)  # [d] lingers far past linger_s (0.05 s)
+        elif not consumer.queues[P0] and len(bulks.pending) == 1:
+            consumer.add(*(record(P0, i, event(doc, i + 1)) for i, doc in enumerate("ef", 4)))
+            consumer.before_consume.append(engine)
+        elif len(bulks.pending) == 2:
+            while bulks.pending:
+                bulks.finish()
+        else:
+            consumer.before_consume.append(engine)
+
+    rig.consumer.before_consume.append(engine)
+    rig.consumer.stop_when = lambda: rig.consumer.committed(P0) == 6
+    rig.run()
+    assert max(pending for at, pending in seen if at < seen[0][0] + 1.0) == 1
+    assert [_docs(bulk) for bulk in rig.search.bulks] == [["a", "b", "c"], ["d", "e", "f"]]
+
+
+def test_a_partial_batch_goes_out_after_its_linger_once_nothing_is_in_flight() -> None:
+    bulks = DeferredBulks()
+    rig = Rig(max_docs=3, in_flight=2, submit=bulks)
+    rig.consumer.add(*(record(P0, i, event(doc, i + 1)) for i, doc in enumerate("abcd")))
+    finished_at: list[float] = []
+
+    def engine(consumer: FakeConsumer) -> None:
+        if bulks.pending and not finished_at:
+            bulks.finish()  # [a b c] answers; [d] is alone now
+            finished_at.append(rig.clock.now)
+        elif bulks.pending:
+            bulks.finish()
+            return
+        consumer.before_consume.append(engine)
+
+    rig.consumer.before_consume.append(engine)
+    rig.consumer.stop_when = lambda: rig.consumer.committed(P0) == 4
+    rig.run()
+    assert [_docs(bulk) for bulk in rig.search.bulks] == [["a", "b", "c"], ["d"]]
+
+
 class Engine:
     """Runs a script against the worker from its own thread: the engine's answers arriving,
     time passing (``advance``), and conditions to wait for between them."""
