@@ -115,6 +115,8 @@ class Sample:
     bulks: int
     bulk_seconds: float
     """Sum of the bulk requests' durations so far."""
+    bulk_documents: float
+    """Sum of the bulk requests' sizes (actions) so far."""
     last_settle_s: float | None
     """Wall-clock time of the latest settle: the end-to-end lag gauge (now minus the event time
     of the change just settled) plus the event time every benchmark event carries."""
@@ -141,6 +143,7 @@ def _metrics(port: int, table: str, event_time_s: float) -> Sample | None:
         int(settled),
         int(values.get("dynabridge_indexer_bulk_seconds_count", 0)),
         values.get("dynabridge_indexer_bulk_seconds_sum", 0.0),
+        values.get("dynabridge_indexer_bulk_documents_sum", 0.0),
         None if lag is None else event_time_s + lag,
     )
 
@@ -159,6 +162,8 @@ class IndexerRun:
     """The indexer process's CPU (every thread) per change, between 10 % and 90 % settled."""
     cpu_us_per_doc_whole: float
     """The same from the process's start (imports, connections) to its final commit."""
+    docs_per_bulk: float
+    """Mean actions per bulk request (batches close by count, bytes, or linger)."""
     peak_rss_mib: float
 
 
@@ -257,6 +262,7 @@ def indexer_docs_per_s(
         wall_docs_per_s=end / (finished - started),
         cpu_us_per_doc=(cpu_90 - cpu_10) / max(done_90 - done_10, 1) * 1e6,
         cpu_us_per_doc_whole=cpu_total / end * 1e6,
+        docs_per_bulk=last.bulk_documents / max(last.bulks, 1),
         peak_rss_mib=peak,
     )
 
@@ -325,7 +331,8 @@ def main() -> None:
                 f"ratio {run['ratio_first_to_last']:.2f} (steady {run['ratio_steady']:.2f}, "
                 f"settled {run['ratio_settled']:.2f}); CPU us/doc indexer "
                 f"{indexer.cpu_us_per_doc:.0f} helper {raw.cpu_us_per_doc:.0f}; "
-                f"peak RSS {indexer.peak_rss_mib:.0f} MiB; load {load_before[0]:.1f}",
+                f"{indexer.docs_per_bulk:.0f} docs/bulk; peak RSS {indexer.peak_rss_mib:.0f} MiB; "
+                f"load {load_before[0]:.1f}",
                 flush=True,
             )
     summary = _summary(runs, args, extra)
@@ -373,6 +380,7 @@ def _summary(
         "cpu_us_per_doc",
         "helper_cpu_us_per_doc",
         "cpu_us_per_doc_whole",
+        "docs_per_bulk",
         "peak_rss_mib",
     )
     medians = {key: median(key) for key in keys}
