@@ -178,6 +178,8 @@ class IndexerSettings(_Section):
     linger_ms: int = Field(default=5, ge=0)
     """A partial batch's wait for more when no bulk is in flight (under load, the bulk in
     flight is what batches changes): every change pays it when the stream is quiet."""
+    max_bulks_in_flight: int = Field(default=2, ge=1, le=16)
+    """Bulk requests outstanding at once; a change waits while its document's last one is."""
     retry_initial_backoff_s: float = Field(default=0.2, gt=0)
     retry_max_backoff_s: float = Field(default=30.0, gt=0)
     session_timeout_ms: int = Field(default=10000, ge=6000)

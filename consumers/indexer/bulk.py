@@ -9,6 +9,7 @@ ever bring the item back).
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Collection, Mapping, Sequence
 from typing import Any
 
@@ -104,10 +105,19 @@ def _result(body: Mapping[str, Any]) -> ItemResult:
     error = body.get("error")
     index = body.get("_index")
     if error is None:
+        if type(status) is int and (index is None or type(index) is str):
+            return _success(status, index)
         return ItemResult(status, None, None, index)
     if isinstance(error, Mapping):
         return ItemResult(status, error.get("type"), _reason(error), index)
     return ItemResult(status, None, str(error), index)
+
+
+@functools.lru_cache(maxsize=1024)
+def _success(status: int, index: str | None) -> ItemResult:
+    """Nearly every item of a bulk answers one of a few (status, index) pairs: the immutable
+    result is made once per pair, not once per item."""
+    return ItemResult(status, None, None, index)
 
 
 def _reason(error: Mapping[str, Any]) -> str | None:

@@ -26,7 +26,13 @@ from bridge.contract import (
 from consumers.indexer.actions import Action, ActionKind
 from consumers.indexer.names import needs_renaming, source_name
 from consumers.indexer.numbers import plain_number
-from consumers.indexer.typed_fields import TypedFieldRules, typed_from_source
+from consumers.indexer.typed_fields import (
+    TypedDocument,
+    TypedFieldRules,
+    add_dates,
+    shadow_key,
+    typed_leaves,
+)
 
 MAX_ID_BYTES = 512
 """Elasticsearch and OpenSearch reject longer ``_id`` values."""
@@ -219,7 +225,7 @@ def _plain_number_set(numbers: list[str]) -> list[Any]:
     """An NS as its members by value, each by the number rule; members that name one number
     (``1`` and ``1.0``) are not a set."""
     plain = [plain_number(member) for member in numbers]
-    if all(type(value) is not str for value in plain):
+    if str not in set(map(type, plain)):
         # Ints and floats from plain_number are exact: they compare and sort by value.
         if len(set(plain)) != len(plain):
             raise _NotPlainError
@@ -234,7 +240,7 @@ def _is_set(payload: Any, member_type: type) -> TypeGuard[list[Any]]:
     return (
         type(payload) is list
         and bool(payload)
-        and all(type(member) is member_type for member in payload)
+        and set(map(type, payload)) == {member_type}
         and len(set(payload)) == len(payload)
     )
 
@@ -271,10 +277,7 @@ def build_action(
         raise ContractError(
             f"{event.event_name} event {event.event_id} of table {event.table} has no new image"
         )
-    document = source_document(image)
-    if any(name not in document for name in image):  # renamed: typed fields use _source names
-        image = {source_name(name): value for name, value in image.items()}
-    typed = typed_from_source(image, document, rules or TypedFieldRules())
+    document, typed = indexed_document(image, rules or _DEFAULT_RULES)
     return Action(
         ActionKind.INDEX,
         index,
@@ -285,3 +288,75 @@ def build_action(
         tuple(typed.fallbacks),
         event.approximate_creation_time_ms,
     )
+
+
+_DEFAULT_RULES = TypedFieldRules()
+
+
+# ---------------------------------------------------------------- _source and typed fields
+
+
+def indexed_document(image: Item, rules: TypedFieldRules) -> tuple[dict[str, Any], TypedDocument]:
+    """The ``_source`` of ``image`` (:func:`source_document`) and its typed fields
+    (``typed_fields.typed_from_source`` of the image under its ``_source`` names), in one walk.
+
+    The indexer's hot path: each top-level value is checked and converted once, and its typed
+    leaves reuse the converted value. A malformed image raises :class:`ContractError` exactly as
+    :func:`to_plain_json` does.
+    """
+    try:
+        return _indexed_document(image, rules)
+    except (_NotPlainError, ContractError, RecursionError):
+        validate_item(image)  # the reference check names the path of the first malformed value
+        raise ContractError("item is not DynamoDB typed JSON") from None
+
+
+def _indexed_document(image: Item, rules: TypedFieldRules) -> tuple[dict[str, Any], TypedDocument]:
+    if type(image) is not dict:
+        raise _NotPlainError
+    source: dict[str, Any] = {}
+    typed = TypedDocument({})
+    fields = typed.fields
+    dates = rules.date_attributes
+    for name, value in image.items():
+        if type(name) is not str or type(value) is not dict or len(value) != 1:
+            raise _NotPlainError
+        names = _NAMES.get(name)
+        if names is None:
+            names = _names(name)
+        stored, shadow = names
+        # Strings and numbers are most attributes: converted and given their leaf inline.
+        if "S" in value:
+            if type(text := value["S"]) is not str:
+                raise _NotPlainError
+            source[stored] = text
+            leaves: dict[str, Any] = {"S": text}
+        elif "N" in value:
+            if type(number := value["N"]) is not str:
+                raise _NotPlainError
+            plain = source[stored] = plain_number(number)
+            leaves = {"N": plain}
+        else:
+            plain = source[stored] = _plain(value)
+            ((tag, payload),) = value.items()
+            leaves = typed_leaves(stored, tag, payload, plain, rules, typed.fallbacks)
+            if leaves:
+                fields[shadow] = leaves
+            continue
+        if dates and stored in dates:
+            add_dates(leaves)
+        fields[shadow] = leaves
+    return source, typed
+
+
+_NAMES: dict[str, tuple[str, str]] = {}
+"""Attribute name -> (its ``_source`` name, its key under ``ddb``): names repeat on every item."""
+_MAX_NAMES = 65536
+
+
+def _names(name: str) -> tuple[str, str]:
+    if len(_NAMES) >= _MAX_NAMES:  # attribute names that are data: do not grow without bound
+        _NAMES.clear()
+    stored = source_name(name)
+    names = _NAMES[name] = (stored, shadow_key(stored))
+    return names

@@ -24,7 +24,8 @@ class FallbackReport:
     """What this process has seen: the DynamoDB types of every typed attribute, and notes."""
 
     def __init__(self) -> None:
-        self._kinds: dict[tuple[str, str], frozenset[str]] = {}
+        self._kinds: dict[str, dict[str, frozenset[str]]] = {}
+        """Table -> attribute -> the leaves (DynamoDB types) seen under it."""
         self._noted: set[tuple[str, str, str]] = set()
         self._labels: dict[str, set[str]] = {}
 
@@ -36,13 +37,17 @@ class FallbackReport:
     ) -> list[tuple[str, str]]:
         """The (attribute, reason) pairs of one indexed document, with type drift added."""
         found = list(notes)
-        for attribute, leaves in (typed or {}).items():
-            key = (table, attribute)
-            seen = self._kinds.get(key)
+        if not typed:
+            return found
+        kinds_of = self._kinds.get(table)
+        if kinds_of is None:
+            kinds_of = self._kinds[table] = {}
+        for attribute, leaves in typed.items():  # once per attribute of every document: lean
+            seen = kinds_of.get(attribute)
             if seen is not None and seen.issuperset(leaves):
                 continue
             kinds = frozenset(leaves) if seen is None else seen.union(leaves)
-            self._kinds[key] = kinds
+            kinds_of[attribute] = kinds
             if seen is not None and len(kinds & _KINDS) > 1 and len(seen & _KINDS) <= 1:
                 found.append((attribute, Fallback.MIXED_TYPES))
         return found

@@ -19,6 +19,14 @@ from consumers.indexer.metrics import IndexerMetrics
 
 log = logging.getLogger("indexer")
 
+GC_THRESHOLDS = (100_000, 50, 100)
+"""The cyclic collector's thresholds in the indexer (Python's defaults: 700, 10, 10).
+
+Each change becomes a few dozen dicts, lists and strings (its decoded image, ``_source`` and
+typed fields), none cyclic, all alive until its bulk is answered: at the defaults a collection
+ran every 700 of them and walked the batches held, about a tenth of the per-change CPU beside
+``gc.freeze`` (docs/benchmarks.md). Cycles are still collected, a hundred times less often."""
+
 
 def check(settings: Settings) -> None:
     """Refuse, before anything starts, a configuration the indexer cannot run with."""
@@ -94,6 +102,7 @@ def _run(
         scaling=IndexerTargets(
             settings.scaling.indexer_drain_s, settings.scaling.indexer_records_per_s_per_consumer
         ),
+        max_bulks_in_flight=indexer.max_bulks_in_flight,
     )
     url = settings.kafka.schema_registry_url
     registry = SchemaRegistry(url) if url else None
@@ -121,6 +130,7 @@ def _run(
         log.info("indexing %s into %s", ", ".join(tables_by_topic), settings.search.backend.value)
         # What exists now (modules, clients, settings) lives as long as the process: frozen, it
         # is left out of the full collections that every batch's documents trigger.
+        gc.set_threshold(*GC_THRESHOLDS)
         gc.freeze()
         purger.start()
         worker.run()

@@ -20,6 +20,8 @@ def plain_number(text: str) -> int | float | str:
     - anything else (larger integers, 17+ significant digits) -> the canonical decimal
       string, e.g. ``"9007199254740993"``, which the engines coerce into numeric fields.
     """
+    if len(text) <= 15 and text.isdigit() and text.isascii():
+        return int(text)  # the most common number: a small non-negative integer
     if len(text) <= 16 and text.isascii():
         # Fast path for plain ``[-]digits[.digits]`` with at most 15 digits: a double holds
         # any decimal of 15 significant digits exactly enough to give the same digits back

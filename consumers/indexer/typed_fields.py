@@ -28,6 +28,8 @@ from collections.abc import Collection, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+import orjson
+
 from bridge.contract import AttributeValue, Item
 from bridge.runtime.settings import SearchSettings
 from consumers.indexer.names import source_name
@@ -100,7 +102,7 @@ def typed_fields(item: Item, rules: TypedFieldRules) -> TypedDocument:
         notes: set[Fallback] = set()
         _collect(value, leaves, rules.depth, rules, notes)
         if name in rules.date_attributes:
-            _add_dates(leaves)
+            add_dates(leaves)
         if _kinds(leaves) > 1:
             notes.add(Fallback.MIXED_TYPES)
         if leaves:
@@ -115,46 +117,75 @@ def typed_from_source(
     """:func:`typed_fields` of a validated ``item`` whose ``_source`` (same names, same order)
     is already converted: the leaves reuse its values instead of converting them again.
 
-    The hot path of the indexer; a property test holds it equal to :func:`typed_fields`.
+    A property test holds it equal to :func:`typed_fields`; the indexer's hot path is the same
+    per attribute (:func:`typed_leaves`), fused with the ``_source`` conversion
+    (``documents.indexed_document``).
     """
     document = TypedDocument({})
-    fields = document.fields
     for (name, value), plain in zip(item.items(), source.values(), strict=True):
         ((tag, payload),) = value.items()
-        if tag in _SCALARS:
-            leaves: dict[str, Any] = {_SCALARS[tag]: plain}
-        elif tag == "M" and rules.depth == 1:
-            notes: set[Fallback] = set()
-            leaves = {"M": _without_long_strings(plain, notes)}
-            document.fallbacks.extend((name, note) for note in notes)
-        elif tag == "L" and rules.depth == 1:
-            leaves = {}
-            notes = set()
-            _list_leaves(payload, plain, leaves, notes)
-            if _kinds(leaves) > 1:
-                notes.add(Fallback.MIXED_TYPES)
-            document.fallbacks.extend((name, note) for note in sorted(notes))
-        else:  # typed depth: the general walk
-            leaves, notes = {}, set()
-            _collect(value, leaves, rules.depth, rules, notes)
-            if _kinds(leaves) > 1:
-                notes.add(Fallback.MIXED_TYPES)
-            document.fallbacks.extend((name, note) for note in sorted(notes))
-        if name in rules.date_attributes:
-            _add_dates(leaves)
+        leaves = typed_leaves(name, tag, payload, plain, rules, document.fallbacks)
         if leaves:
-            fields[shadow_key(name)] = leaves
+            document.fields[shadow_key(name)] = leaves
     return document
 
 
+def typed_leaves(
+    name: str,
+    tag: str,
+    payload: Any,
+    plain: Any,
+    rules: TypedFieldRules,
+    fallbacks: list[tuple[str, Fallback]],
+) -> dict[str, Any]:
+    """The typed leaves of top-level attribute ``name`` (a validated ``{tag: payload}``) from its
+    converted ``_source`` value ``plain``; why it falls back is appended to ``fallbacks``."""
+    kind = _SCALARS.get(tag)
+    if kind is not None:
+        leaves: dict[str, Any] = {kind: plain}
+    elif tag == "M" and rules.depth == 1:
+        if _short(plain):
+            leaves = {"M": plain}
+        else:
+            notes: set[Fallback] = set()
+            leaves = {"M": _without_long_strings(plain, notes)}
+            fallbacks.extend((name, note) for note in notes)
+    elif tag == "L" and rules.depth == 1:
+        leaves, notes = {}, set()
+        _list_leaves(payload, plain, leaves, None if _short(plain) else notes)
+        # Only type markers are keys here (no map keys at depth 1), and NULL is no type.
+        if len(leaves) - ("NULL" in leaves) > 1:
+            notes.add(Fallback.MIXED_TYPES)
+        if notes:
+            fallbacks.extend((name, note) for note in sorted(notes))
+    elif tag == "NULL":
+        leaves = {"NULL": True}
+    else:  # typed depth: the general walk
+        leaves, notes = {}, set()
+        _collect({tag: payload}, leaves, rules.depth, rules, notes)
+        if _kinds(leaves) > 1:
+            notes.add(Fallback.MIXED_TYPES)
+        fallbacks.extend((name, note) for note in sorted(notes))
+    if name in rules.date_attributes:
+        add_dates(leaves)
+    return leaves
+
+
+_dumps = orjson.dumps
 _SCALARS = {"S": "S", "N": "N", "BOOL": "BOOL", "B": "B", "SS": "S", "NS": "N", "BS": "B"}
 """Types whose ``_source`` value is already their typed leaf (a set: the sorted array)."""
 
 
 def _list_leaves(
-    members: list[AttributeValue], plain: list[Any], leaves: dict[str, Any], notes: set[Fallback]
+    members: list[AttributeValue],
+    plain: list[Any],
+    leaves: dict[str, Any],
+    notes: set[Fallback] | None,
 ) -> None:
-    """A list's members into their types' leaves, from their already converted values."""
+    """A list's members into their types' leaves, from their already converted values.
+
+    ``notes`` None: the list is known to hold no string too long for a keyword (:func:`_short`).
+    """
     for member, value in zip(members, plain, strict=True):
         ((tag, _),) = member.items()
         kind = _SCALARS.get(tag)
@@ -167,9 +198,15 @@ def _list_leaves(
         elif tag == "NULL":
             leaves["NULL"] = True
         elif tag == "M":
-            _add(leaves, "M", _without_long_strings(value, notes))
+            _add(leaves, "M", value if notes is None else _without_long_strings(value, notes))
         else:  # a list inside the list
             _list_leaves(member["L"], value, leaves, notes)
+
+
+def _short(plain: Any) -> bool:
+    """No string in ``plain`` can be over MAX_KEYWORD_CHARS: its whole JSON is not longer (a
+    character is at least one UTF-8 byte). One C call instead of a walk, for the common case."""
+    return len(_dumps(plain)) <= MAX_KEYWORD_CHARS
 
 
 def _without_long_strings(plain: Any, notes: set[Fallback]) -> Any:
@@ -307,7 +344,7 @@ def _keyword(value: AttributeValue, notes: set[Fallback]) -> Any:
     return [member for member in kept if member is not _MISSING]
 
 
-def _add_dates(leaves: dict[str, Any]) -> None:
+def add_dates(leaves: dict[str, Any]) -> None:
     """Configured date attributes: their S and N values also go to the ``date`` field."""
     for kind in ("S", "N"):
         values = leaves.get(kind, _MISSING)

@@ -3,8 +3,10 @@
 Invariant: an offset settles only when its change was indexed, found stale, or acknowledged by
 the dead-letter topic, and only settled offsets are committed (``offsets.CommitTracker``), so
 no crash, outage, rebalance or shutdown can commit past a change that is not in the index.
-At most one bulk is in flight; it runs on a helper thread so that the loop decodes the next
-batch meanwhile, and the next bulk is sent only once the previous one settled (no reordering).
+Bulks run on helper threads, so the loop decodes the next batches meanwhile; up to
+``max_bulks_in_flight`` are outstanding, and they may finish in any order. A batch goes out only
+once no change to any of its documents is still unsettled (``inflight.InFlightDocuments``), so
+one document's changes are never in flight together and never reordered.
 
     receive ─▶ batch ─▶ bulk ─┬─ done / stale ─────────────────▶ settle ─▶ commit
                               ├─ dlq ─▶ dead-letter topic (ack) ─▶ delete the older
@@ -26,7 +28,7 @@ import threading
 import time
 from collections import Counter, deque
 from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
-from concurrent.futures import Future, ThreadPoolExecutor, wait
+from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field, replace
 from typing import Protocol
 
@@ -39,6 +41,7 @@ from consumers.indexer.backend import SearchBackend, SearchError, SearchUnavaila
 from consumers.indexer.batching import Batch, Batcher, Entry, Limits
 from consumers.indexer.changes import Change, Poison, to_entry
 from consumers.indexer.fallbacks import FallbackReport
+from consumers.indexer.inflight import InFlightDocuments
 from consumers.indexer.lag import LagMeter
 from consumers.indexer.metrics import DocResult, IndexerMetrics
 from consumers.indexer.offsets import CommitTracker
@@ -104,6 +107,8 @@ class LoopConfig:
     index_overrides: Mapping[str, str] = field(default_factory=dict)
     """Table -> the index its changes go to, instead of the table's alias (a reindex)."""
     scaling: IndexerTargets = field(default_factory=IndexerTargets)
+    max_bulks_in_flight: int = 1
+    """Bulk requests outstanding at once (``indexer.max_bulks_in_flight``)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -164,15 +169,23 @@ class Worker:
         self._draw = draw
         self._executor = None
         if submit is None:
-            self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="bulk")
+            self._executor = ThreadPoolExecutor(
+                max_workers=config.max_bulks_in_flight, thread_name_prefix="bulk"
+            )
             submit = self._executor.submit
         self._submit = submit
-        self._in_flight: _InFlight | None = None
+        self._flights: list[_InFlight] = []
+        """Bulks sent and not finished, oldest first."""
+        self._busy = InFlightDocuments()
         self._tracker = CommitTracker()
         self._lag = LagMeter()
         self._batcher: Batcher[Change] = Batcher(config.limits)
         self._ready: deque[Batch[Change]] = deque()
-        self._retry: _Retry | None = None
+        """Closed batches, sent in this order (the head waits while a document of it is busy)."""
+        self._followups: deque[Batch[Change]] = deque()
+        """Deletes of the older versions of dead-lettered changes: their documents are busy
+        already, so they go out before any new batch."""
+        self._retries: deque[_Retry] = deque()
         self._undecoded: deque[Record] = deque()
         """Records waiting for their schema, in consumption order, with everything after them."""
         self._decode_attempt = 0
@@ -204,46 +217,75 @@ class Worker:
             self._decode_again()
         if (
             self._paused_at is not None
-            and self._retry is None
+            and not self._retries
             and not self._undecoded
             and not self._draining
         ):
             self._resume_all()
-        flight = self._in_flight
-        if flight is not None and flight.future.done():
-            self._in_flight = None
-            self._finish(flight)
-        elif flight is None and self._retry is not None and now >= self._retry.due:
-            self._attempt_retry(self._retry)
-        elif flight is None and self._retry is None and (self._ready or self._batcher.due(now)):
-            batch = self._ready.popleft() if self._ready else self._batcher.take()
-            if batch is not None:
-                self._send(batch, attempt=0)
-        elif flight is not None and (self._ready or self._batcher.full() or self._draining):
-            # The next batch is ready: wait for the engine instead of reading further ahead.
-            wait([flight.future], timeout=self._config.poll_timeout_s)
+        finished = [flight for flight in self._flights if flight.future.done()]
+        room = len(self._flights) < self._config.max_bulks_in_flight
+        if finished:
+            for flight in finished:  # in the order they were sent; any order would be safe
+                self._flights.remove(flight)
+                self._finish(flight)
+        elif room and self._retries and now >= self._retries[0].due:
+            self._attempt_retry(self._retries.popleft())
+        elif room and not self._retries and self._followups:
+            self._send(self._followups.popleft(), attempt=0)
+        elif room and not self._retries and self._next_batch(now) is not None:
+            self._send(self._ready.popleft(), attempt=0)
+        elif self._flights and (self._ready or self._batcher.full() or self._draining):
+            # The next batch is ready (or waits for a document in flight): wait for the engine
+            # instead of reading further ahead.
+            futures = [flight.future for flight in self._flights]
+            wait(futures, timeout=self._config.poll_timeout_s, return_when=FIRST_COMPLETED)
         else:
             self._receive(self._receive_timeout_s(now))
         if self._clock() - self._last_commit >= self._config.commit_interval_s:
             self._commit()
             self._report_lag()
 
+    def _next_batch(self, now: float) -> Batch[Change] | None:
+        """The head of the ready batches (closing the open one if it is due), if it may go out
+        now: no change to any of its documents is unsettled.
+
+        The open batch is due by linger only while no bulk is in flight; otherwise only once
+        full. Under load the bulks in flight are what fills the next batch, and a second bulk
+        in flight is worth its cost (a request, an fsync on the engine) only when full.
+        """
+        if not self._ready:
+            if self._flights and not self._draining:
+                due = self._batcher.full()
+            else:
+                due = self._batcher.due(now)
+            batch = self._batcher.take() if due else None
+            if batch is not None:
+                self._ready.append(batch)
+        if self._ready and self._busy.free(self._ready[0]):
+            return self._ready[0]
+        return None
+
     def _receive_timeout_s(self, now: float) -> float:
         timeout_s = self._config.poll_timeout_s
-        if self._in_flight is not None:
+        if self._flights:
             timeout_s = min(timeout_s, IN_FLIGHT_POLL_S)
-        if self._retry is not None:
-            timeout_s = min(timeout_s, self._retry.due - now)
+        if self._retries:
+            timeout_s = min(timeout_s, self._retries[0].due - now)
         if self._undecoded:
             timeout_s = min(timeout_s, self._decode_due - now)
         linger_s = self._batcher.wait_s(now)
-        if linger_s is not None and self._retry is None and self._in_flight is None:
+        if linger_s is not None and not self._retries and not self._flights:
             timeout_s = min(timeout_s, linger_s)  # the open batch is the next thing to send
         return max(timeout_s, 0.0)
 
     def _pending(self) -> bool:
         return bool(
-            self._in_flight or self._retry or self._ready or len(self._batcher) or self._undecoded
+            self._flights
+            or self._retries
+            or self._followups
+            or self._ready
+            or len(self._batcher)
+            or self._undecoded
         )
 
     def _drain(self) -> None:
@@ -337,11 +379,12 @@ class Worker:
         self._take_in(waiting)
         if not self._undecoded:
             self._decode_attempt = 0
-            self._heartbeat.set_ready(self._retry is None or not self._retry.unavailable)
+            self._heartbeat.set_ready(not any(retry.unavailable for retry in self._retries))
 
     # ------------------------------------------------------------------------------ indexing
 
     def _send(self, batch: Batch[Change], attempt: int) -> None:
+        self._busy.hold(batch)
         actions = [entry.payload.action for entry in batch.entries]
         if attempt == 0 and batch.coalesced:
             self._metrics.coalesced.inc(batch.coalesced)
@@ -361,7 +404,7 @@ class Worker:
             results = backend.bulk(actions)
             return BulkAnswer(results, clock() - started)
 
-        self._in_flight = _InFlight(batch, attempt, self._submit(call))
+        self._flights.append(_InFlight(batch, attempt, self._submit(call)))
 
     def _finish(self, flight: _InFlight) -> None:
         try:
@@ -404,7 +447,9 @@ class Worker:
 
     def _settle_done(self, done: Sequence[tuple[Entry[Change], DocResult]]) -> None:
         counts: Counter[tuple[str, DocResult]] = Counter()
+        fallbacks: Counter[tuple[str, str, str]] = Counter()
         newest: dict[str, int] = {}
+        observe = self._fallbacks.observe
         for entry, result in done:
             self._settle(entry)
             change = entry.payload
@@ -412,20 +457,25 @@ class Worker:
             if change.dead_lettered:
                 result = DocResult.DEAD_LETTERED  # the older version's cleanup settled it
             elif result is DocResult.INDEXED:
-                self._report_fallbacks(table, change.action)
+                action = change.action
+                for attribute, reason in observe(table, action.typed, action.fallbacks):
+                    fallbacks[table, attribute, reason] += 1
             counts[table, result] += 1
             if result is not DocResult.STALE:
                 newest[table] = max(newest.get(table, 0), change.event_time_ms)
         for (table, result), count in counts.items():
             self._metrics.settled(table, result, count)
+        self._report_fallbacks(fallbacks)
         now_s = self._wall_clock()
         for table, event_time_ms in newest.items():
             self._metrics.end_to_end_lag_seconds.labels(table).set(now_s - event_time_ms / 1000)
 
-    def _report_fallbacks(self, table: str, action: Action) -> None:
+    def _report_fallbacks(self, fallbacks: Mapping[tuple[str, str, str], int]) -> None:
+        """Count the documents per (table, attribute, reason), and say each the first time."""
         report = self._fallbacks
-        for attribute, reason in report.observe(table, action.typed, action.fallbacks):
-            self._metrics.fallbacks.labels(table, report.label(table, attribute), reason).inc()
+        for (table, attribute, reason), count in fallbacks.items():
+            label = report.label(table, attribute)
+            self._metrics.fallbacks.labels(table, label, reason).inc(count)
             if report.first_time(table, attribute, reason):
                 log.warning(
                     "table %s attribute %r: %s; indexed as docs/indexer.md (Mapping) says, "
@@ -437,6 +487,7 @@ class Worker:
         for offset in entry.offsets:
             self._tracker.settle(entry.partition, offset)
         self._lag.settled(entry.partition, entry.payload.record.timestamp_ms)
+        self._busy.release(entry)
 
     def _dead_letter(self, letters: Sequence[tuple[Entry[Change], ItemResult]]) -> None:
         self._publish(
@@ -465,7 +516,7 @@ class Worker:
             self._metrics.settled(entry.payload.table, DocResult.DEAD_LETTERED)
         if cleanup:
             size = sum(entry.size_bytes for entry in cleanup)
-            self._ready.appendleft(Batch(tuple(cleanup), size, 0))
+            self._followups.append(Batch(tuple(cleanup), size, 0))
 
     def _publish(self, letters: Sequence[DeadLetter]) -> None:
         try:
@@ -483,13 +534,23 @@ class Worker:
 
     # --------------------------------------------------------------------- retrying, pausing
 
-    def _schedule_retry(self, batch: Batch[Change], attempt: int, *, unavailable: bool) -> None:
+    def _schedule_retry(
+        self, batch: Batch[Change], attempt: int, *, unavailable: bool, first: bool = False
+    ) -> None:
+        """Send ``batch`` again after a backoff; retries go out in the order they failed
+        (``first``: before the others, a retry that is still failing)."""
         revoked = {e.partition for e in batch.entries if not self._tracker.owns(e.partition)}
-        batch = batch.without(revoked) if revoked else batch
+        if revoked:
+            self._busy.release_all(e for e in batch.entries if e.partition in revoked)
+            batch = batch.without(revoked)
         if not batch.entries:
             return
         delay_s = self._config.backoff.delay(attempt, self._draw)
-        self._retry = _Retry(batch, attempt, self._clock() + delay_s, unavailable)
+        retry = _Retry(batch, attempt, self._clock() + delay_s, unavailable)
+        if first:
+            self._retries.appendleft(retry)
+        else:
+            self._retries.append(retry)
         per_table = Counter(entry.payload.table for entry in batch.entries)
         for table, count in per_table.items():
             self._metrics.retries.labels(table).inc(count)
@@ -497,11 +558,11 @@ class Worker:
         self._pause_all()
 
     def _attempt_retry(self, retry: _Retry) -> None:
+        """Send ``retry`` (taken off the queue) again, or put it back behind a failed ping."""
         if retry.unavailable and not self._backend.ping():
-            self._schedule_retry(retry.batch, retry.attempt + 1, unavailable=True)
+            self._schedule_retry(retry.batch, retry.attempt + 1, unavailable=True, first=True)
             return
-        self._retry = None
-        self._heartbeat.set_ready(True)
+        self._heartbeat.set_ready(not any(other.unavailable for other in self._retries))
         self._send(retry.batch, retry.attempt)
 
     def _pause_all(self) -> None:
@@ -570,13 +631,14 @@ class Worker:
     def on_revoked(self, partitions: Sequence[Partition]) -> None:
         log.info("revoked %s", ", ".join(map(str, partitions)) or "nothing")
         gone = set(partitions)
-        flight = self._in_flight
-        if flight is not None and any(e.partition in gone for e in flight.batch.entries):
+        holding = [f for f in self._flights if any(e.partition in gone for e in f.batch.entries)]
+        if holding:
             # Settle what the engine already has before giving the partitions away, so their
             # next owner does not index it again.
-            wait([flight.future])
-            self._in_flight = None
-            self._finish(flight)
+            wait([flight.future for flight in holding])
+            for flight in holding:
+                self._flights.remove(flight)
+                self._finish(flight)
         self._commit(gone)
         self._forget(gone)
 
@@ -591,9 +653,14 @@ class Worker:
         self._undecoded = deque(r for r in self._undecoded if r.source not in gone)
         kept = (batch.without(gone) for batch in self._ready)
         self._ready = deque(batch for batch in kept if batch.entries)
-        if self._retry is not None:
-            batch = self._retry.batch.without(gone)
-            self._retry = replace(self._retry, batch=batch) if batch.entries else None
+        # Sent before, so their documents are busy: abandoned now. (Bulks still in flight
+        # release theirs when they finish.)
+        for batch in [*self._followups, *(retry.batch for retry in self._retries)]:
+            self._busy.release_all(e for e in batch.entries if e.partition in gone)
+        kept = (batch.without(gone) for batch in self._followups)
+        self._followups = deque(batch for batch in kept if batch.entries)
+        retries = (replace(retry, batch=retry.batch.without(gone)) for retry in self._retries)
+        self._retries = deque(retry for retry in retries if retry.batch.entries)
         self._tracker.revoke(gone)
         self._lag.forget(gone)
         for partition in gone:

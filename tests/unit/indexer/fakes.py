@@ -239,3 +239,26 @@ def inline(call: Callable[[], BulkAnswer]) -> Future[BulkAnswer]:
     except Exception as error:  # noqa: BLE001 - a future carries whatever the call raised
         future.set_exception(error)
     return future
+
+
+class DeferredBulks:
+    """A ``submit`` that holds every bulk until the test finishes it, in whatever order the test
+    picks: the engine applies a bulk's writes only when it is finished."""
+
+    def __init__(self) -> None:
+        self.pending: list[tuple[Callable[[], BulkAnswer], Future[BulkAnswer]]] = []
+        self.most_in_flight = 0
+
+    def __call__(self, call: Callable[[], BulkAnswer]) -> Future[BulkAnswer]:
+        future: Future[BulkAnswer] = Future()
+        self.pending.append((call, future))
+        self.most_in_flight = max(self.most_in_flight, len(self.pending))
+        return future
+
+    def finish(self, position: int = 0) -> None:
+        """Run the ``position``-th pending bulk (0: the oldest) against the engine now."""
+        call, future = self.pending.pop(position)
+        try:
+            future.set_result(call())
+        except Exception as error:  # noqa: BLE001 - a future carries whatever the call raised
+            future.set_exception(error)

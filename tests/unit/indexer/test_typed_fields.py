@@ -5,10 +5,12 @@ from __future__ import annotations
 
 from typing import Any
 
+import orjson
 from hypothesis import given
+from hypothesis import strategies as st
 
 from bridge.contract import Item
-from consumers.indexer.documents import to_plain_json
+from consumers.indexer.documents import indexed_document, source_document, to_plain_json
 from consumers.indexer.names import source_name
 from consumers.indexer.typed_fields import (
     MARKERS,
@@ -154,3 +156,36 @@ def _normal(value: Any) -> Any:
     if isinstance(value, list):
         return sorted((_normal(m) for m in value), key=repr)
     return value
+
+
+@given(items, st.sampled_from([1, 2]), st.booleans())
+def test_the_one_walk_gives_exactly_the_source_and_typed_fields_of_the_two(
+    item: Item, depth: int, dated: bool
+) -> None:
+    dates = frozenset(source_name(name) for name in list(item)[:1]) if dated else frozenset()
+    rules = TypedFieldRules(depth=depth, keys_per_map=3, date_attributes=dates)
+    source, typed = indexed_document(item, rules)
+    assert orjson.dumps(source) == orjson.dumps(source_document(item))
+    renamed = {source_name(name): value for name, value in item.items()}
+    reference = typed_from_source(renamed, source, rules)
+    assert orjson.dumps(typed.fields) == orjson.dumps(reference.fields)  # same bytes sent
+    assert typed.fallbacks == reference.fallbacks
+
+
+def test_long_strings_leave_keyword_maps_whether_the_map_is_short_or_long() -> None:
+    long = "x" * (MAX_KEYWORD_CHARS + 1)
+    wide = {f"k{i}": {"S": "v" * 30} for i in range(40)}  # over 1,024 bytes, no long string
+    item: Item = {
+        "m": {"M": {"long": {"S": long}, "ok": {"S": "y"}}},
+        "w": {"M": wide},
+        "l": {"L": [{"M": {"long": {"S": long}}}, {"S": long}]},
+    }
+    _, typed = indexed_document(item, TypedFieldRules())
+    assert typed.fields["m"] == {"M": {"ok": "y"}}
+    assert typed.fields["w"] == {"M": dict.fromkeys(wide, "v" * 30)}
+    assert typed.fields["l"] == {"M": {}, "S": long}  # a text field takes long strings
+    assert sorted(typed.fallbacks) == [
+        ("l", Fallback.LONG_VALUE),
+        ("l", Fallback.MIXED_TYPES),
+        ("m", Fallback.LONG_VALUE),
+    ]

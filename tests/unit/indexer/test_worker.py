@@ -18,7 +18,7 @@ from consumers.indexer.actions import Action, ItemResult
 from consumers.indexer.batching import Limits
 from consumers.indexer.metrics import IndexerMetrics
 from consumers.indexer.records import Partition
-from consumers.indexer.worker import IndexerFatal, LoopConfig, Worker
+from consumers.indexer.worker import IndexerFatal, LoopConfig, Submit, Worker
 from tests.unit.indexer.fakes import (
     OK,
     P0,
@@ -42,9 +42,14 @@ class Rig:
         max_docs: int = 100,
         decode: Callable[[bytes], ChangeEvent] = decode,
         search: FakeSearch | None = None,
+        *,
+        in_flight: int = 1,
+        submit: Submit = inline,
+        consumer: type[FakeConsumer] = FakeConsumer,
+        poll_timeout_s: float = 0.1,
     ) -> None:
         self.clock = FakeClock() if search is None else search.clock
-        self.consumer = FakeConsumer(self.clock, assignment=partitions)
+        self.consumer = consumer(self.clock, assignment=partitions)
         self.search = FakeSearch(self.clock) if search is None else search
         self.dlq = FakeDeadLetters()
         self.metrics = IndexerMetrics()
@@ -56,6 +61,8 @@ class Rig:
             outcome_overrides={},
             shutdown_timeout_s=5.0,
             commit_interval_s=1.0,
+            poll_timeout_s=poll_timeout_s,
+            max_bulks_in_flight=in_flight,
         )
         self.worker = Worker(
             config,
@@ -69,7 +76,7 @@ class Rig:
             clock=self.clock,
             wall_clock=lambda: 1_700_000_010.0,
             draw=lambda: 1.0,  # the longest delay: the worst case for the outage budget
-            submit=inline,
+            submit=submit,
         )
 
     def run(self) -> None:
