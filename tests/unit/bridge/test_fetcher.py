@@ -61,6 +61,22 @@ def test_an_unknown_record_size_counts_as_the_default() -> None:
     assert page_limit(1000, 1 << 20, 4, 0) == (1 << 20) // 4 // DEFAULT_BYTES_PER_RECORD
 
 
+def test_a_caught_up_shard_asks_for_a_small_page_and_grows_it_as_records_flow() -> None:
+    assert page_limit(1000, 16 << 20, 1, 2048, last_records=0) == MIN_PAGE_LIMIT
+    assert page_limit(1000, 16 << 20, 1, 2048, last_records=1) == MIN_PAGE_LIMIT
+    assert page_limit(1000, 16 << 20, 1, 2048, last_records=25) == 100
+    assert page_limit(1000, 16 << 20, 1, 2048, last_records=100) == 400
+    assert page_limit(1000, 16 << 20, 1, 2048, last_records=400) == 1000
+    assert page_limit(1000, 16 << 20, 64, 2048, last_records=128) == 128, "the share still caps"
+    assert page_limit(10, 16 << 20, 1, 2048, last_records=0) == 10, "never above configured"
+
+
+def test_idle_polls_of_many_shards_leave_the_byte_budget_to_pages_with_records() -> None:
+    budget, per_record = 16 << 20, 2048
+    reserved = 64 * page_limit(1000, budget, 1, per_record, last_records=0) * per_record
+    assert reserved < budget / 4
+
+
 # -- the stage, threaded or inline ------------------------------------------------------------
 
 
