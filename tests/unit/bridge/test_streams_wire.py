@@ -594,6 +594,17 @@ def test_a_binary_tag_spelled_with_an_escape_is_decoded_like_botocore_does() -> 
     assert parsed["Records"][0]["dynamodb"]["Keys"]["pk"]["B"] == b"\x00\x01"
 
 
+def test_the_bridges_mode_holds_on_either_path(script: Script, url: str, path: str) -> None:
+    _, client = aws_clients(AwsSettings(endpoint_url=url), session=static_session())
+    streams = DynamoStreams(client, binaries=Binaries.BASE64)
+    if path == "direct":
+        primed(streams, script)
+    script.default = Reply(body=page_body([stream_record(1, {"pk": {"B": b"\x00\x01"}})]))
+    (record,) = streams.records("iterator-1", 10).records
+    assert record["dynamodb"]["Keys"] == {"pk": {"B": b"\x00\x01"}}
+    assert record["dynamodb"]["NewImage"] == {"pk": {"B": "AAE="}}
+
+
 def test_the_bridges_mode_decodes_keys_and_leaves_image_binaries_as_sent() -> None:
     body = page_body([stream_record(1, {"pk": {"B": b"\x00\x01"}, "b": {"BS": [b"\xff"]}})])
     (record,) = get_records_response(body, Binaries.BASE64)["Records"]
