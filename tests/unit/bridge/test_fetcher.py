@@ -196,6 +196,29 @@ def test_fetches_run_in_parallel_on_the_threaded_stage() -> None:
         stage.close()
 
 
+def test_one_fetch_at_a_time_stays_on_the_thread_that_went_idle_last() -> None:
+    names: list[str] = []
+
+    class Named(InstantStreams):
+        def records(self, iterator: str, limit: int) -> Page:
+            names.append(threading.current_thread().name)
+            return super().records(iterator, limit)
+
+    threads = 8
+    stage = Fetcher(Named(), threads=threads, max_pages=10, max_bytes=1 << 20)
+    stage.start()
+    try:
+        for _ in range(threads * 2):
+            wait_for(lambda: len(stage._idle) == threads, 10, "every thread idle", every_s=0.001)
+            stage.submit("a", request("a"), 1)
+            for completed in collect(stage, 1):
+                stage.release(completed)
+        assert len(names) == threads * 2
+        assert len(set(names[1:])) == 1, names  # woken in turn, they would rotate through all
+    finally:
+        stage.close()
+
+
 # -- the loop with the threaded stage ---------------------------------------------------------
 
 
