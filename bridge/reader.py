@@ -232,6 +232,7 @@ class ShardReader:
         self._fetching = False
         self._bytes_per_record = 0.0
         self._has_data = True
+        self._last_records: int | None = None
 
     @property
     def version(self) -> int:
@@ -251,6 +252,11 @@ class ShardReader:
     def has_data(self) -> bool:
         """Reading, and the last page had records (or none arrived yet): more may be waiting."""
         return self.state is ReadState.READING and self._has_data
+
+    @property
+    def last_records(self) -> int | None:
+        """Records of the last page read (None before any)."""
+        return self._last_records
 
     @property
     def bytes_per_record(self) -> float:
@@ -328,6 +334,7 @@ class ShardReader:
     def _page(self, page: Page, started: float, now: float) -> ReadResult:
         events, self._version = change_events(page.records, self.source, self._version)
         self._has_data = bool(events)
+        self._last_records = len(page.records)
         last_ms = None
         if events:
             last = events[-1]

@@ -298,7 +298,11 @@ class Worker:
     def _submit(self, reader: ShardReader, busy: int) -> None:
         per_record = reader.bytes_per_record or DEFAULT_BYTES_PER_RECORD
         limit = page_limit(
-            self._settings.get_records_limit, self._fetcher.max_bytes, busy, per_record
+            self._settings.get_records_limit,
+            self._fetcher.max_bytes,
+            busy,
+            per_record,
+            reader.last_records,
         )
         request = reader.request(limit)
         self._fetcher.submit(reader, request, int(request.limit * per_record))

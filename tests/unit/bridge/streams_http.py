@@ -40,6 +40,10 @@ class Seen:
     target: str
     authorization: str
     body: dict[str, Any]
+    headers: dict[str, str] = field(default_factory=dict)
+    raw: bytes = b""
+    """The request's headers and body exactly as received (to check its signature)."""
+    path: str = "/"
 
 
 @dataclass
@@ -65,12 +69,16 @@ def _handler(script: Script) -> type[BaseHTTPRequestHandler]:
 
         def do_POST(self) -> None:
             length = int(self.headers.get("Content-Length", "0"))
-            request = json.loads(self.rfile.read(length) or b"{}")
+            raw = self.rfile.read(length)
+            request = json.loads(raw or b"{}")
             reply = script.next(
                 Seen(
                     self.headers.get("X-Amz-Target", ""),
                     self.headers.get("Authorization", ""),
                     request,
+                    dict(self.headers.items()),
+                    raw,
+                    self.path,
                 )
             )
             if reply.delay_s:

@@ -61,6 +61,22 @@ def test_an_unknown_record_size_counts_as_the_default() -> None:
     assert page_limit(1000, 1 << 20, 4, 0) == (1 << 20) // 4 // DEFAULT_BYTES_PER_RECORD
 
 
+def test_a_caught_up_shard_asks_for_a_small_page_and_grows_it_as_records_flow() -> None:
+    assert page_limit(1000, 16 << 20, 1, 2048, last_records=0) == MIN_PAGE_LIMIT
+    assert page_limit(1000, 16 << 20, 1, 2048, last_records=1) == MIN_PAGE_LIMIT
+    assert page_limit(1000, 16 << 20, 1, 2048, last_records=25) == 100
+    assert page_limit(1000, 16 << 20, 1, 2048, last_records=100) == 400
+    assert page_limit(1000, 16 << 20, 1, 2048, last_records=400) == 1000
+    assert page_limit(1000, 16 << 20, 64, 2048, last_records=128) == 128, "the share still caps"
+    assert page_limit(10, 16 << 20, 1, 2048, last_records=0) == 10, "never above configured"
+
+
+def test_idle_polls_of_many_shards_leave_the_byte_budget_to_pages_with_records() -> None:
+    budget, per_record = 16 << 20, 2048
+    reserved = 64 * page_limit(1000, budget, 1, per_record, last_records=0) * per_record
+    assert reserved < budget / 4
+
+
 # -- the stage, threaded or inline ------------------------------------------------------------
 
 
@@ -176,6 +192,29 @@ def test_fetches_run_in_parallel_on_the_threaded_stage() -> None:
             stage.submit(shard, request(shard), 1)
         done = collect(stage, 4)
         assert all(d.fetched is not None and d.fetched.page is not None for d in done)
+    finally:
+        stage.close()
+
+
+def test_one_fetch_at_a_time_stays_on_the_thread_that_went_idle_last() -> None:
+    names: list[str] = []
+
+    class Named(InstantStreams):
+        def records(self, iterator: str, limit: int) -> Page:
+            names.append(threading.current_thread().name)
+            return super().records(iterator, limit)
+
+    threads = 8
+    stage = Fetcher(Named(), threads=threads, max_pages=10, max_bytes=1 << 20)
+    stage.start()
+    try:
+        for _ in range(threads * 2):
+            wait_for(lambda: len(stage._idle) == threads, 10, "every thread idle", every_s=0.001)
+            stage.submit("a", request("a"), 1)
+            for completed in collect(stage, 1):
+                stage.release(completed)
+        assert len(names) == threads * 2
+        assert len(set(names[1:])) == 1, names  # woken in turn, they would rotate through all
     finally:
         stage.close()
 

@@ -304,6 +304,16 @@ def test_a_request_asks_for_the_smaller_of_its_share_and_the_readers_own_limit()
     assert reader.request(limit=800).limit == 500
 
 
+def test_a_reader_knows_how_many_records_its_last_page_held() -> None:
+    streams = ScriptedStreams([Page([rec(1), rec(2)], "i"), Page([], "i")])
+    reader = make_reader()
+    assert reader.last_records is None
+    reader.read(streams, 0.0)
+    assert reader.last_records == 2
+    reader.read(streams, 0.0)
+    assert reader.last_records == 0
+
+
 def test_a_shard_has_data_until_a_page_comes_back_empty() -> None:
     streams = ScriptedStreams([Page([rec(1)], "i"), Page([], "i"), Page([rec(2)], None)])
     reader = make_reader()

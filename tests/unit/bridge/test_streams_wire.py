@@ -2,7 +2,9 @@
 
 What the botocore path was relied on for still holds on this one: pages equal to botocore's
 own parse, errors translated into the reader's tree by code, botocore's retries and timeouts,
-credentials refreshed before they expire and used to sign.
+credentials refreshed before they expire and used to sign. Every GetRecords test runs on both
+of the adapter's paths: through the client (before any GetShardIterator) and direct (signed by
+the client's signer, sent on its HTTP session, once a GetShardIterator showed the endpoint).
 """
 
 from __future__ import annotations
@@ -18,9 +20,12 @@ from typing import Any
 import boto3  # noqa: TID251 - the tests build the adapter's real client
 import botocore.session  # noqa: TID251 - a credential provider of the test's own
 import pytest
+from botocore.auth import SigV4Auth  # noqa: TID251 - botocore's SigV4 is the signature oracle
+from botocore.awsrequest import AWSRequest  # noqa: TID251 - the request the server received
 from botocore.config import Config  # noqa: TID251 - a short read timeout for the timeout test
 from botocore.credentials import (  # noqa: TID251 - refreshable credentials under test
     CredentialProvider,
+    Credentials,
     RefreshableCredentials,
 )
 from botocore.model import StructureShape  # noqa: TID251 - botocore's parse is the oracle
@@ -103,6 +108,41 @@ def adapter(url: str, session: boto3.session.Session | None = None) -> DynamoStr
     return DynamoStreams(streams)
 
 
+def primed(streams: DynamoStreams, script: Script) -> DynamoStreams:
+    """``streams`` after a GetShardIterator (its GetRecords go direct from then on); the
+    script forgets that request."""
+    script.replies.insert(0, Reply(body=b'{"ShardIterator": "iterator-0"}'))
+    streams.shard_iterator(ARN, SHARD, IteratorRequest(IteratorType.TRIM_HORIZON))
+    with script.lock:
+        script.seen.clear()
+    return streams
+
+
+@pytest.fixture(params=["client", "direct"])
+def path(request: pytest.FixtureRequest) -> str:
+    return str(request.param)
+
+
+@pytest.fixture
+def make(script: Script, url: str, path: str) -> Callable[..., DynamoStreams]:
+    """Builds the adapter on the path under test (optionally on a session of the test's)."""
+
+    def build(session: boto3.session.Session | None = None) -> DynamoStreams:
+        streams = adapter(url, session)
+        return primed(streams, script) if path == "direct" else streams
+
+    return build
+
+
+def client_calls(streams: DynamoStreams, operation: str) -> list[str]:
+    """Counts the calls of ``operation`` made through the whole client from now on."""
+    calls: list[str] = []
+    streams._client.meta.events.register(
+        f"before-call.dynamodb-streams.{operation}", lambda **_: calls.append(operation)
+    )
+    return calls
+
+
 @pytest.fixture
 def script() -> Script:
     return Script()
@@ -134,13 +174,16 @@ def mixed_image(i: int) -> dict[str, Any]:
     }
 
 
-def test_a_page_equals_botocores_parse_of_the_same_body(script: Script, url: str) -> None:
+def test_a_page_equals_botocores_parse_of_the_same_body(
+    script: Script, url: str, make: Callable[..., DynamoStreams]
+) -> None:
     records = [stream_record(i, mixed_image(i), 1714564800.0 + i) for i in range(1, 4)]
     body = page_body(records, "iterator-2")
-    script.default = Reply(body=body)
     plain = aws_clients(AwsSettings(endpoint_url=url), session=static_session())[1]
+    streams = make()
+    script.default = Reply(body=body)
     expected = plain.get_records(ShardIterator="iterator-1", Limit=1000)  # botocore, no hook
-    page = adapter(url).records("iterator-1", 1000)
+    page = streams.records("iterator-1", 1000)
     assert page.records == expected["Records"]
     assert page.next_iterator == expected["NextShardIterator"] == "iterator-2"
     assert page.wire_bytes == len(body)
@@ -164,18 +207,70 @@ def test_the_hook_leaves_describe_stream_to_botocore(script: Script, url: str) -
     assert isinstance(created, dt.datetime)  # botocore's parser ran: a timestamp, not a number
 
 
-def test_a_closed_shards_last_page_has_no_next_iterator(script: Script, url: str) -> None:
+def test_a_closed_shards_last_page_has_no_next_iterator(
+    script: Script, make: Callable[..., DynamoStreams]
+) -> None:
     script.default = Reply(body=page_body([stream_record(1, {"pk": {"S": "a"}})], None))
-    page = adapter(url).records("iterator-1", 10)
+    page = make().records("iterator-1", 10)
     assert page.next_iterator is None
     assert len(page.records) == 1
 
 
-def test_the_request_carries_the_iterator_and_limit(script: Script, url: str) -> None:
+def test_the_request_carries_the_iterator_and_limit(
+    script: Script, make: Callable[..., DynamoStreams]
+) -> None:
     script.default = Reply(body=page_body([]))
-    adapter(url).records("iterator-7", 250)
+    make().records("iterator-7", 250)
     assert script.seen[0].target == "DynamoDBStreams_20120810.GetRecords"
     assert script.seen[0].body == {"ShardIterator": "iterator-7", "Limit": 250}
+    assert script.seen[0].headers["Content-Type"] == "application/x-amz-json-1.0"
+
+
+def test_once_an_iterator_was_asked_for_get_records_skip_the_client(
+    script: Script, url: str
+) -> None:
+    streams = adapter(url)
+    calls = client_calls(streams, "GetRecords")
+    script.default = Reply(body=page_body([]))
+    streams.records("iterator-1", 10)
+    assert calls == ["GetRecords"]  # no endpoint known yet: through the client
+    primed(streams, script)
+    script.default = Reply(body=page_body([stream_record(1, {"pk": {"S": "a"}})]))
+    assert len(streams.records("iterator-2", 10).records) == 1
+    assert calls == ["GetRecords"]
+    assert script.targets() == ["GetRecords"]
+
+
+def test_a_direct_request_carries_a_valid_sigv4_signature_of_what_was_sent(
+    script: Script, url: str
+) -> None:
+    """The oracle is botocore's SigV4 computed anew over the request as the server received
+    it: method, path, headers, body, the credentials' secret."""
+    core = botocore.session.Session()
+    core.set_credentials("AKIDSIGNED", "the-secret", "the-token")
+    streams = primed(adapter(url, boto3.session.Session(botocore_session=core)), script)
+    script.default = Reply(body=page_body([]))
+    streams.records("iterator-5", 100)
+    seen = script.seen[0]
+    authorization = seen.authorization
+    scope = authorization.split("Credential=", 1)[1].split(",", 1)[0]
+    assert scope.split("/")[0] == "AKIDSIGNED"
+    assert scope.split("/")[2:] == ["us-east-1", "dynamodb", "aws4_request"]
+    signed = authorization.split("SignedHeaders=", 1)[1].split(",", 1)[0].split(";")
+    assert {"host", "x-amz-date", "x-amz-target", "x-amz-security-token"} <= set(signed)
+    received = AWSRequest(
+        "POST",
+        url + seen.path,
+        {name: value for name, value in seen.headers.items() if name.lower() in signed},
+        seen.raw,
+    )
+    signer = SigV4Auth(
+        Credentials("AKIDSIGNED", "the-secret", "the-token"), "dynamodb", "us-east-1"
+    )
+    received.context["timestamp"] = seen.headers["X-Amz-Date"]
+    canonical = signer.canonical_request(received)
+    expected = signer.signature(signer.string_to_sign(received, canonical), received)
+    assert authorization.endswith(f"Signature={expected}")
 
 
 def test_shard_iterator_requests_and_parses(script: Script, url: str) -> None:
@@ -215,20 +310,34 @@ def test_a_shard_iterator_response_without_an_iterator_means_the_shard_is_gone(
     ],
 )
 def test_error_codes_become_the_readers_errors(
-    script: Script, url: str, code: str, status: int, kind: type[Exception], attempts: int
+    script: Script,
+    make: Callable[..., DynamoStreams],
+    path: str,
+    code: str,
+    status: int,
+    kind: type[Exception],
+    attempts: int,
 ) -> None:
+    streams = make()
     script.default = error_reply(code, status, "the service says so")
     with pytest.raises(kind, match=f"GetRecords: {code}: the service says so") as raised:
-        adapter(url).records("iterator-1", 1000)
+        streams.records("iterator-1", 1000)
     assert type(raised.value) is kind
-    assert script.targets() == ["GetRecords"] * attempts
+    # Direct, an answer botocore retries is asked again through the client: its attempts.
+    retried = path == "direct" and attempts > 1
+    assert script.targets() == ["GetRecords"] * (attempts + 1 if retried else attempts)
 
 
-def test_an_unknown_error_is_fatal_and_names_the_code(script: Script, url: str) -> None:
+def test_an_unknown_error_is_fatal_and_names_the_code(
+    script: Script, make: Callable[..., DynamoStreams]
+) -> None:
+    streams = make()
     script.default = error_reply("AccessDeniedException", 400, "not allowed")
     with pytest.raises(AwsCallError, match="AccessDeniedException not allowed") as raised:
-        adapter(url).records("iterator-1", 1000)
+        streams.records("iterator-1", 1000)
     assert raised.value.code == "AccessDeniedException"
+    assert raised.value.status == 400
+    assert script.targets() == ["GetRecords"]
 
 
 def test_shard_iterator_errors_are_translated_too(script: Script, url: str) -> None:
@@ -237,37 +346,60 @@ def test_shard_iterator_errors_are_translated_too(script: Script, url: str) -> N
         adapter(url).shard_iterator(ARN, SHARD, IteratorRequest(IteratorType.TRIM_HORIZON))
 
 
-def test_a_5xx_then_a_page_is_retried_by_botocore(script: Script, url: str) -> None:
+def test_a_5xx_then_a_page_is_retried_by_botocore(
+    script: Script, make: Callable[..., DynamoStreams]
+) -> None:
+    streams = make()
     script.replies = [Reply(500, b"<html>bad gateway</html>")]
     script.default = Reply(body=page_body([stream_record(1, {"pk": {"S": "a"}})]))
-    page = adapter(url).records("iterator-1", 1000)
+    page = streams.records("iterator-1", 1000)
     assert len(page.records) == 1
     assert script.targets() == ["GetRecords", "GetRecords"]
 
 
 def test_a_malformed_success_body_is_a_transient_failure_not_a_closed_shard(
-    script: Script, url: str
+    script: Script, make: Callable[..., DynamoStreams]
 ) -> None:
+    streams = make()
     script.default = Reply(body=b'{"Records": [')
     with pytest.raises(ThrottledError, match="not JSON"):
-        adapter(url).records("iterator-1", 1000)
+        streams.records("iterator-1", 1000)
 
 
-def test_a_read_timeout_is_timed_out_after_botocores_attempts(script: Script, url: str) -> None:
-    script.default = Reply(body=page_body([]), delay_s=1.5)
+def test_a_read_timeout_is_timed_out(script: Script, url: str, path: str) -> None:
+    """Through the client after botocore's attempts; direct at once (the same page asked
+    again would only wait again, and the reader asks for a smaller one)."""
     config = streams_config().merge(Config(read_timeout=0.3, connect_timeout=0.3))
     client = static_session().client("dynamodbstreams", endpoint_url=url, config=config)
+    streams = DynamoStreams(client)
+    if path == "direct":
+        primed(streams, script)
+    script.default = Reply(body=page_body([]), delay_s=1.5)
     with pytest.raises(TimedOutError, match="GetRecords"):
-        DynamoStreams(client).records("iterator-1", 1000)
-    assert script.targets() == ["GetRecords"] * STREAMS_ATTEMPTS
+        streams.records("iterator-1", 1000)
+    assert script.targets() == ["GetRecords"] * (1 if path == "direct" else STREAMS_ATTEMPTS)
 
 
-def test_a_dropped_connection_is_transient(script: Script, url: str) -> None:
+def test_a_dropped_connection_is_transient(
+    script: Script, make: Callable[..., DynamoStreams], path: str
+) -> None:
+    streams = make()
     script.default = Reply(drop=True)
     with pytest.raises(ThrottledError) as raised:
-        adapter(url).records("iterator-1", 1000)
+        streams.records("iterator-1", 1000)
     assert type(raised.value) is ThrottledError
-    assert len(script.seen) == STREAMS_ATTEMPTS
+    # Direct, a failed connection is asked again through the client: its attempts.
+    assert len(script.seen) == STREAMS_ATTEMPTS + (1 if path == "direct" else 0)
+
+
+def test_a_dropped_keep_alive_connection_is_asked_again_and_read(
+    script: Script, make: Callable[..., DynamoStreams]
+) -> None:
+    streams = make()
+    script.replies = [Reply(drop=True)]
+    script.default = Reply(body=page_body([stream_record(1, {"pk": {"S": "a"}})]))
+    assert len(streams.records("iterator-1", 1000).records) == 1
+    assert script.targets() == ["GetRecords", "GetRecords"]
 
 
 def test_an_endpoint_nobody_listens_on_is_transient() -> None:
@@ -320,22 +452,26 @@ def refreshable(
     return credentials, handed
 
 
-def test_expired_credentials_are_refreshed_before_signing(script: Script, url: str) -> None:
+def test_expired_credentials_are_refreshed_before_signing(
+    script: Script, make: Callable[..., DynamoStreams]
+) -> None:
     clock = Clock()
     credentials, handed = refreshable(clock, "AKIDEXPIRED", -dt.timedelta(minutes=1), ["AKIDNEW"])
+    streams = make(session_with(credentials))
     script.default = Reply(body=page_body([]))
-    streams = adapter(url, session_with(credentials))
     streams.records("iterator-1", 1000)
     streams.records("iterator-2", 1000)
     assert handed == ["AKIDNEW"]
     assert [access_key_of(s.authorization) for s in script.seen] == ["AKIDNEW", "AKIDNEW"]
 
 
-def test_credentials_about_to_expire_are_refreshed_between_calls(script: Script, url: str) -> None:
+def test_credentials_about_to_expire_are_refreshed_between_calls(
+    script: Script, make: Callable[..., DynamoStreams]
+) -> None:
     clock = Clock()
     credentials, handed = refreshable(clock, "AKIDFIRST", dt.timedelta(hours=1), ["AKIDSECOND"])
+    streams = make(session_with(credentials))
     script.default = Reply(body=page_body([]))
-    streams = adapter(url, session_with(credentials))
     streams.records("iterator-1", 1000)
     clock.now += dt.timedelta(minutes=55)  # botocore refreshes with < 10 minutes left
     streams.records("iterator-2", 1000)
@@ -456,6 +592,17 @@ def test_a_binary_tag_spelled_with_an_escape_is_decoded_like_botocore_does() -> 
     parsed = get_records_response(body)
     assert parsed == botocore_parse(body)
     assert parsed["Records"][0]["dynamodb"]["Keys"]["pk"]["B"] == b"\x00\x01"
+
+
+def test_the_bridges_mode_holds_on_either_path(script: Script, url: str, path: str) -> None:
+    _, client = aws_clients(AwsSettings(endpoint_url=url), session=static_session())
+    streams = DynamoStreams(client, binaries=Binaries.BASE64)
+    if path == "direct":
+        primed(streams, script)
+    script.default = Reply(body=page_body([stream_record(1, {"pk": {"B": b"\x00\x01"}})]))
+    (record,) = streams.records("iterator-1", 10).records
+    assert record["dynamodb"]["Keys"] == {"pk": {"B": b"\x00\x01"}}
+    assert record["dynamodb"]["NewImage"] == {"pk": {"B": "AAE="}}
 
 
 def test_the_bridges_mode_decodes_keys_and_leaves_image_binaries_as_sent() -> None:
