@@ -46,19 +46,28 @@ def _case(
     return cases[name]
 
 
-SASL, MTLS = "kafka 127.0.0.1:9192", "kafka 127.0.0.1:9193"
-ES, OS = "https://127.0.0.1:9210", "https://127.0.0.1:9211"
-EXPECTED = {
-    # case: (process, what the one line must name)
-    "kafka-sasl-password": ("bridge", [SASL, "SASL_SSL SCRAM-SHA-512", "kafka.sasl_password"]),
-    "kafka-untrusted-broker": ("index", [SASL, "not trusted", "kafka.ssl_ca_location"]),
-    "kafka-untrusted-client": ("index", [MTLS, "(SSL)", "kafka.ssl_certificate_location"]),
-    "es-password": ("index", [ES, "basic auth", "search.password"]),
-    "es-api-key": ("index", [ES, "API key", "search.api_key"]),
-    "es-untrusted": ("index", [ES, "TLS", "search.ca_certs"]),
-    "opensearch-password": ("index", [OS, "basic auth", "search.password"]),
-    "opensearch-untrusted": ("index", [OS, "TLS", "search.ca_certs"]),
-}
+def _expected(config: StackConfig) -> dict[str, tuple[str, list[str]]]:
+    """case -> (process, what the one line must name), on the stack's own ports."""
+    sasl = f"kafka 127.0.0.1:{config.kafka_secure_sasl_port}"
+    mtls = f"kafka 127.0.0.1:{config.kafka_secure_mtls_port}"
+    es = f"https://127.0.0.1:{config.es_secure_port}"
+    opensearch = f"https://127.0.0.1:{config.opensearch_secure_port}"
+    return {
+        "kafka-sasl-password": ("bridge", [sasl, "SASL_SSL SCRAM-SHA-512", "kafka.sasl_password"]),
+        "kafka-untrusted-broker": ("index", [sasl, "not trusted", "kafka.ssl_ca_location"]),
+        "kafka-untrusted-client": ("index", [mtls, "(SSL)", "kafka.ssl_certificate_location"]),
+        "es-password": ("index", [es, "basic auth", "search.password"]),
+        "es-api-key": ("index", [es, "API key", "search.api_key"]),
+        "es-untrusted": ("index", [es, "TLS", "search.ca_certs"]),
+        "opensearch-password": ("index", [opensearch, "basic auth", "search.password"]),
+        "opensearch-untrusted": ("index", [opensearch, "TLS", "search.ca_certs"]),
+    }
+
+
+CASES = [
+    "kafka-sasl-password", "kafka-untrusted-broker", "kafka-untrusted-client", "es-password",
+    "es-api-key", "es-untrusted", "opensearch-password", "opensearch-untrusted",
+]  # fmt: skip
 
 
 def _refused_line(output: str, names: list[str]) -> list[str]:
@@ -70,14 +79,14 @@ def _no_secret(run: SecureRun, printed: str) -> None:
         assert secret not in printed, "a secret appears in the output"
 
 
-@pytest.mark.parametrize("case", list(EXPECTED))
+@pytest.mark.parametrize("case", CASES)
 def test_a_refusal_ends_the_process_with_exit_2_and_one_line(
     make_run: MakeRun, secure_stack: StackConfig, case: str
 ) -> None:
     kafka, search, overrides, env = _case(secure_stack, case)
     run = make_run(kafka, search, overrides)
     run.env_overrides |= env
-    role, names = EXPECTED[case]
+    role, names = _expected(secure_stack)[case]
     process, _ = run.start(role)
     code = run.wait_exit(process, DEADLINE_S)
     output = run.log_of(process)
@@ -86,14 +95,18 @@ def test_a_refusal_ends_the_process_with_exit_2_and_one_line(
     _no_secret(run, run.printed())
 
 
-def test_operator_commands_refused_exit_2_with_one_line(make_run: MakeRun) -> None:
+def test_operator_commands_refused_exit_2_with_one_line(
+    make_run: MakeRun, secure_stack: StackConfig
+) -> None:
+    names = _expected(secure_stack)
+    sasl, es = names["kafka-sasl-password"][1][0], names["es-password"][1][0]
     run = make_run(KafkaAuth.SASL, SearchAuth.ES_BASIC)
     run.env_overrides |= {"DYNABRIDGE_KAFKA__SASL_PASSWORD": WRONG}
     status = run.run("status", "--table", run.table, "--json", timeout_s=DEADLINE_S)
     assert status.returncode == 2, status.stdout + status.stderr
-    assert len(_refused_line(status.stderr, [SASL, "kafka.sasl_password"])) == 1
+    assert len(_refused_line(status.stderr, [sasl, "kafka.sasl_password"])) == 1
     run.env_overrides = {"DYNABRIDGE_SEARCH__PASSWORD": WRONG}
     verify = run.run("verify", "--table", run.table, "--quiet", timeout_s=DEADLINE_S)
     assert verify.returncode == 2, verify.stdout + verify.stderr
-    assert len(_refused_line(verify.stderr, [ES, "search.password"])) == 1
+    assert len(_refused_line(verify.stderr, [es, "search.password"])) == 1
     _no_secret(run, run.printed())
