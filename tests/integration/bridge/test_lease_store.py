@@ -139,9 +139,10 @@ def test_two_coordinators_share_shards_and_one_takes_over_when_the_other_stops(
         time.sleep(0.02)
     takeover_s = time.monotonic() - stopped
     print(f"takeover after {takeover_s:.2f} s")
-    # The bound is lease_duration_s + one take interval; 0.5 s covers moto round trips on a
-    # loaded shared machine (typical measurements: 1.1-1.3 s).
-    assert takeover_s <= FAST.lease_duration_s + FAST.lease_take_interval_s + 0.5
+    # The bound is lease_duration_s + one take interval, plus the take round's own calls (a
+    # Scan, a listing, a conditional write per lease): 1.1-1.3 s on a quiet machine, 2.4 s
+    # measured at load average 5-8, when each moto round trip takes a few hundred ms.
+    assert takeover_s <= FAST.lease_duration_s + FAST.lease_take_interval_s + 1.5
     assert {lease.owner for lease in two.leases()} == {"w2"}
     assert position in {lease.checkpoint for lease in two.readable()}
     assert one.readable() == []  # unrenewed for lease_duration_s by its own clock
