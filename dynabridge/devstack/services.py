@@ -149,10 +149,16 @@ def _kafka(config: StackConfig, artifact: Artifact) -> Service:
 
 
 def _cluster_id(path: Path) -> str:
-    """A 22-character base64url UUID (the only form ``Uuid.fromString`` accepts), kept on disk."""
-    if path.exists():
-        return path.read_text().strip()
-    cluster_id = base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
+    """A 22-character base64url UUID (the only form ``Uuid.fromString`` accepts), kept on disk.
+
+    Never one starting with ``-`` (1 in 64): the storage tool would read it as an option and
+    refuse to format (Kafka's own ``Uuid.randomUuid`` skips those too). A kept one starting
+    with ``-`` never formatted anything, so it is replaced."""
+    if path.exists() and not (kept := path.read_text().strip()).startswith("-"):
+        return kept
+    cluster_id = "-"
+    while cluster_id.startswith("-"):
+        cluster_id = base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(cluster_id + "\n")
     return cluster_id
